@@ -1,0 +1,178 @@
+package layers
+
+import (
+	"fmt"
+	"math"
+
+	G "gorgonia.org/gorgonia"
+)
+
+// catch turns a Gorgonia panic (G.Must on a shape or type error) into an
+// error prefixed with the op's name, so graph construction never panics.
+func catch(op string, err *error) {
+	if r := recover(); r != nil {
+		if e, ok := r.(error); ok {
+			*err = fmt.Errorf("layers: %s: %w", op, e)
+			return
+		}
+		*err = fmt.Errorf("layers: %s: %v", op, r)
+	}
+}
+
+// must2 checks x has rank 2 and returns its shape.
+func must2(op string, x *G.Node) (int, int, error) {
+	if x.Dims() != 2 {
+		return 0, 0, fmt.Errorf("layers: %s: want a matrix, got shape %v", op, x.Shape())
+	}
+	return x.Shape()[0], x.Shape()[1], nil
+}
+
+// Linear computes x·W + b for x of shape [N, in]: W has shape [in, out] and
+// b shape [out] (omitted when bias is false). Parameters are named
+// name+".W" and name+".b".
+func Linear(c *Ctx, name string, x *G.Node, out int, bias bool) (y *G.Node, err error) {
+	defer catch("linear "+name, &err)
+	_, in, err := must2("linear "+name, x)
+	if err != nil {
+		return nil, err
+	}
+	w, err := c.Param(name+".W", []int{in, out}, InitNormal)
+	if err != nil {
+		return nil, err
+	}
+	y = G.Must(G.Mul(x, w))
+	if bias {
+		b, err := c.Param(name+".b", []int{out}, InitZeros)
+		if err != nil {
+			return nil, err
+		}
+		y = G.Must(G.BroadcastAdd(y, b, nil, []byte{0}))
+	}
+	return y, nil
+}
+
+// InputProjection embeds one-hot or soft one-hot rows x of shape [N, K]
+// (K = V+1 with the MASK last) as x·E with E of shape [K, d]. It equals an
+// embedding lookup for exact one-hots, and, unlike a lookup, it is
+// differentiable with respect to x, which the first-order proposal needs.
+func InputProjection(c *Ctx, name string, x *G.Node, d int) (*G.Node, error) {
+	_, k, err := must2("input projection "+name, x)
+	if err != nil {
+		return nil, err
+	}
+	e, err := c.Param(name+".E", []int{k, d}, InitSmall)
+	if err != nil {
+		return nil, err
+	}
+	var y *G.Node
+	func() {
+		defer catch("input projection "+name, &err)
+		y = G.Must(G.Mul(x, e))
+	}()
+	return y, err
+}
+
+// LayerNorm normalises each row of x [N, d] to zero mean and unit variance
+// (ε = 1e-5) and applies a learned scale γ and shift β. It is composed from
+// Mean, Square and Sqrt: InverseSqrt's gradient is wrong in Gorgonia v0.9.18.
+func LayerNorm(c *Ctx, name string, x *G.Node) (y *G.Node, err error) {
+	defer catch("layernorm "+name, &err)
+	_, d, err := must2("layernorm "+name, x)
+	if err != nil {
+		return nil, err
+	}
+	gamma, err := c.Param(name+".g", []int{d}, InitOnes)
+	if err != nil {
+		return nil, err
+	}
+	beta, err := c.Param(name+".b", []int{d}, InitZeros)
+	if err != nil {
+		return nil, err
+	}
+	mean := G.Must(G.Mean(x, 1))
+	xc := G.Must(G.BroadcastSub(x, mean, nil, []byte{1}))
+	v := G.Must(G.Mean(G.Must(G.Square(xc)), 1))
+	sd := G.Must(G.Sqrt(G.Must(G.Add(v, c.Const(1e-5)))))
+	y = G.Must(G.BroadcastHadamardDiv(xc, sd, nil, []byte{1}))
+	y = G.Must(G.BroadcastHadamardProd(y, gamma, nil, []byte{0}))
+	return G.Must(G.BroadcastAdd(y, beta, nil, []byte{0})), nil
+}
+
+// LogSoftmax returns the row-wise log-softmax of x [N, K], computed stably
+// as (x − max) − log Σ exp(x − max). Gorgonia's own last-axis LogSoftMax can
+// return −Inf/NaN, so it is not used.
+func LogSoftmax(x *G.Node) (y *G.Node, err error) {
+	defer catch("logsoftmax", &err)
+	if _, _, err := must2("logsoftmax", x); err != nil {
+		return nil, err
+	}
+	m := G.Must(G.Max(x, 1))
+	xc := G.Must(G.BroadcastSub(x, m, nil, []byte{1}))
+	lse := G.Must(G.Log(G.Must(G.Sum(G.Must(G.Exp(xc)), 1))))
+	return G.Must(G.BroadcastSub(xc, lse, nil, []byte{1})), nil
+}
+
+// Softmax returns the row-wise softmax of x [N, K], computed stably as
+// exp(x − max) / Σ exp(x − max).
+func Softmax(x *G.Node) (y *G.Node, err error) {
+	defer catch("softmax", &err)
+	if _, _, err := must2("softmax", x); err != nil {
+		return nil, err
+	}
+	m := G.Must(G.Max(x, 1))
+	e := G.Must(G.Exp(G.Must(G.BroadcastSub(x, m, nil, []byte{1}))))
+	return G.Must(G.BroadcastHadamardDiv(e, G.Must(G.Sum(e, 1)), nil, []byte{1})), nil
+}
+
+// GELU is the tanh approximation 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³))).
+func GELU(c *Ctx, x *G.Node) (y *G.Node, err error) {
+	defer catch("gelu", &err)
+	x3 := G.Must(G.HadamardProd(G.Must(G.Square(x)), x))
+	in := G.Must(G.Add(x, G.Must(G.HadamardProd(x3, c.Const(0.044715)))))
+	th := G.Must(G.Tanh(G.Must(G.HadamardProd(in, c.Const(math.Sqrt(2/math.Pi))))))
+	return G.Must(G.HadamardProd(G.Must(G.HadamardProd(x, c.Const(0.5))), G.Must(G.Add(th, c.Const(1))))), nil
+}
+
+// Activation names a pointwise non-linearity.
+type Activation string
+
+const (
+	// ReLU is max(0, x).
+	ReLU Activation = "relu"
+	// GeLU is the tanh-approximated GELU.
+	GeLU Activation = "gelu"
+	// SiLU is x·sigmoid(x).
+	SiLU Activation = "silu"
+)
+
+// Apply applies the activation to x.
+func (a Activation) Apply(c *Ctx, x *G.Node) (y *G.Node, err error) {
+	defer catch("activation "+string(a), &err)
+	switch a {
+	case ReLU:
+		return G.Must(G.Rectify(x)), nil
+	case GeLU:
+		return GELU(c, x)
+	case SiLU:
+		return G.Must(G.HadamardProd(x, G.Must(G.Sigmoid(x)))), nil
+	}
+	return nil, fmt.Errorf("layers: unknown activation %q (want relu, gelu or silu)", string(a))
+}
+
+// MLP applies len(widths) Linear layers to x [N, in]; every layer but the
+// last is followed by act. Layers are named name+".0", name+".1", ...
+func MLP(c *Ctx, name string, x *G.Node, widths []int, act Activation) (*G.Node, error) {
+	var err error
+	for i, w := range widths {
+		x, err = Linear(c, fmt.Sprintf("%s.%d", name, i), x, w, true)
+		if err != nil {
+			return nil, err
+		}
+		if i < len(widths)-1 {
+			if x, err = act.Apply(c, x); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return x, nil
+}

@@ -1,0 +1,228 @@
+package layers
+
+import (
+	"fmt"
+	"hash/fnv"
+	"math"
+	"math/rand/v2"
+	"sort"
+
+	G "gorgonia.org/gorgonia"
+	"gorgonia.org/tensor"
+)
+
+// Init names a deterministic parameter initialiser.
+type Init int
+
+const (
+	// InitNormal draws N(0, 1/fanIn) with fanIn = shape[0] (weights of x·W).
+	InitNormal Init = iota
+	// InitZeros fills with 0 (biases, LayerNorm β).
+	InitZeros
+	// InitOnes fills with 1 (LayerNorm γ).
+	InitOnes
+	// InitSmall draws N(0, 0.02²) (embeddings).
+	InitSmall
+)
+
+// Store holds the master copy of every named parameter tensor of a model.
+// Initialisation is deterministic: the values of a parameter depend only on
+// the store's seed and the parameter's name and shape, never on the order in
+// which parameters are created.
+type Store struct {
+	dtype tensor.Dtype
+	seed  uint64
+	vals  map[string]*tensor.Dense
+}
+
+// NewStore returns an empty store for dtype (tensor.Float32 or
+// tensor.Float64) with initialisation seed seed.
+func NewStore(dtype tensor.Dtype, seed uint64) (*Store, error) {
+	if dtype != tensor.Float32 && dtype != tensor.Float64 {
+		return nil, fmt.Errorf("layers: unsupported dtype %v (want float32 or float64)", dtype)
+	}
+	return &Store{dtype: dtype, seed: seed, vals: map[string]*tensor.Dense{}}, nil
+}
+
+// DType returns the store's element type.
+func (s *Store) DType() tensor.Dtype { return s.dtype }
+
+// Names returns the parameter names in sorted order.
+func (s *Store) Names() []string {
+	names := make([]string, 0, len(s.vals))
+	for n := range s.vals {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// Get returns the master tensor of a parameter, or nil.
+func (s *Store) Get(name string) *tensor.Dense { return s.vals[name] }
+
+// NumParams returns the total number of scalar parameters.
+func (s *Store) NumParams() int {
+	n := 0
+	for _, v := range s.vals {
+		n += v.Shape().TotalSize()
+	}
+	return n
+}
+
+// Param returns the master tensor called name, creating and initialising it
+// if it does not exist yet. Asking again with another shape is an error.
+func (s *Store) Param(name string, shape []int, init Init) (*tensor.Dense, error) {
+	if v, ok := s.vals[name]; ok {
+		if !v.Shape().Eq(tensor.Shape(shape)) {
+			return nil, fmt.Errorf("layers: parameter %q has shape %v, requested %v", name, v.Shape(), shape)
+		}
+		return v, nil
+	}
+	n := 1
+	for _, d := range shape {
+		if d <= 0 {
+			return nil, fmt.Errorf("layers: parameter %q has non-positive dimension in shape %v", name, shape)
+		}
+		n *= d
+	}
+	h := fnv.New64a()
+	h.Write([]byte(name))
+	rng := rand.New(rand.NewPCG(s.seed, h.Sum64()))
+	vals := make([]float64, n)
+	switch init {
+	case InitNormal:
+		sd := 1 / math.Sqrt(float64(shape[0]))
+		for i := range vals {
+			vals[i] = rng.NormFloat64() * sd
+		}
+	case InitSmall:
+		for i := range vals {
+			vals[i] = rng.NormFloat64() * 0.02
+		}
+	case InitOnes:
+		for i := range vals {
+			vals[i] = 1
+		}
+	case InitZeros:
+	default:
+		return nil, fmt.Errorf("layers: unknown initialiser %d for %q", init, name)
+	}
+	t := NewDense(s.dtype, shape, vals)
+	s.vals[name] = t
+	return t, nil
+}
+
+// NewDense returns a dense tensor of dtype and shape holding vals (converted).
+func NewDense(dtype tensor.Dtype, shape []int, vals []float64) *tensor.Dense {
+	if dtype == tensor.Float32 {
+		b := make([]float32, len(vals))
+		for i, v := range vals {
+			b[i] = float32(v)
+		}
+		return tensor.New(tensor.WithShape(shape...), tensor.WithBacking(b))
+	}
+	b := make([]float64, len(vals))
+	copy(b, vals)
+	return tensor.New(tensor.WithShape(shape...), tensor.WithBacking(b))
+}
+
+// Float64s copies a float32 or float64 tensor's data into dst (grown as needed).
+func Float64s(t interface{ Data() interface{} }, dst []float64) []float64 {
+	switch d := t.Data().(type) {
+	case []float32:
+		dst = grow(dst, len(d))
+		for i, v := range d {
+			dst[i] = float64(v)
+		}
+	case []float64:
+		dst = grow(dst, len(d))
+		copy(dst, d)
+	case float32:
+		dst = append(dst[:0], float64(d))
+	case float64:
+		dst = append(dst[:0], d)
+	}
+	return dst
+}
+
+// SetFloat64s writes src into a float32 or float64 tensor of the same size.
+func SetFloat64s(t *tensor.Dense, src []float64) error {
+	switch d := t.Data().(type) {
+	case []float32:
+		if len(d) != len(src) {
+			return fmt.Errorf("layers: size mismatch: tensor has %d values, got %d", len(d), len(src))
+		}
+		for i, v := range src {
+			d[i] = float32(v)
+		}
+	case []float64:
+		if len(d) != len(src) {
+			return fmt.Errorf("layers: size mismatch: tensor has %d values, got %d", len(d), len(src))
+		}
+		copy(d, src)
+	default:
+		return fmt.Errorf("layers: unsupported tensor data %T", d)
+	}
+	return nil
+}
+
+func grow(s []float64, n int) []float64 {
+	if cap(s) < n {
+		return make([]float64, n)
+	}
+	return s[:n]
+}
+
+// Ctx builds layers into one Gorgonia graph, binding parameter nodes to a
+// Store. With Alias set, parameter nodes hold the master tensors themselves,
+// so a solver stepping them updates the store (training). Otherwise each node
+// gets its own tensor header over the master data: Gorgonia transposes
+// operand headers in place, so headers shared between machines race.
+type Ctx struct {
+	G     *G.ExprGraph
+	Store *Store
+	Alias bool
+
+	nodes  map[string]*G.Node
+	params G.Nodes
+}
+
+// NewCtx returns a context over a fresh graph.
+func NewCtx(s *Store, alias bool) *Ctx {
+	return &Ctx{G: G.NewGraph(), Store: s, Alias: alias, nodes: map[string]*G.Node{}}
+}
+
+// Param returns the graph node for the parameter called name, creating the
+// parameter (see Store.Param) and its node on first use.
+func (c *Ctx) Param(name string, shape []int, init Init) (*G.Node, error) {
+	if n, ok := c.nodes[name]; ok {
+		return n, nil
+	}
+	t, err := c.Store.Param(name, shape, init)
+	if err != nil {
+		return nil, err
+	}
+	if !c.Alias {
+		t = tensor.New(tensor.WithShape(t.Shape().Clone()...), tensor.WithBacking(t.Data()))
+	}
+	n := G.NodeFromAny(c.G, t, G.WithName(name))
+	c.nodes[name] = n
+	c.params = append(c.params, n)
+	return n, nil
+}
+
+// Learnables returns the parameter nodes created so far, in creation order.
+func (c *Ctx) Learnables() G.Nodes { return c.params }
+
+// Const returns a scalar constant node of the context's dtype.
+func (c *Ctx) Const(v float64) *G.Node {
+	if c.Store.dtype == tensor.Float32 {
+		return G.NewConstant(float32(v))
+	}
+	return G.NewConstant(v)
+}
+
+// Input returns a new input node of the context's dtype and shape.
+func (c *Ctx) Input(name string, shape ...int) *G.Node {
+	return G.NewTensor(c.G, c.Store.dtype, len(shape), G.WithShape(shape...), G.WithName(name))
+}
