@@ -1,0 +1,269 @@
+package graph
+
+import (
+	"fmt"
+	"math"
+	"sync"
+
+	G "gorgonia.org/gorgonia"
+	"gorgonia.org/tensor"
+
+	"github.com/ddsmc/ddsmc/layers"
+)
+
+// Model is a denoiser: its configuration, its master parameters and a cache
+// of compiled programs, one per batch size, each built once and re-run with
+// new inputs. It implements diffusion.Denoiser. A Model's methods are safe
+// for concurrent use but serialise on a mutex; use Clone for parallel
+// workers.
+type Model struct {
+	Cfg   Config
+	Store *layers.Store
+
+	mu   sync.Mutex
+	fwd  map[int]*compiled
+	grad map[int]*compiled
+}
+
+// compiled is one pruned program for a fixed batch size.
+type compiled struct {
+	net *Net
+	in  *Inputs
+	cot *tensor.Dense // cotangent of the logits (gradient programs only)
+	lv  G.Value       // logits captured by a read op (gradient programs only)
+	dxv G.Value       // dx captured by a read op (gradient programs only)
+	dx  *G.Node       // d(Σ logits ⊙ cot)/dx (gradient programs only)
+	m   G.VM
+}
+
+// New returns a model with deterministically initialised parameters.
+func New(cfg Config) (*Model, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	s, err := layers.NewStore(cfg.dtype(), cfg.InitSeed)
+	if err != nil {
+		return nil, err
+	}
+	m := &Model{Cfg: cfg, Store: s, fwd: map[int]*compiled{}, grad: map[int]*compiled{}}
+	// Building once creates every parameter in the store.
+	if _, err := Build(cfg, layers.NewCtx(s, false), 1); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+// Clone returns a model sharing nothing mutable with m: its own copy of the
+// parameters and its own compiled programs.
+func (m *Model) Clone() (*Model, error) {
+	c, err := New(m.Cfg)
+	if err != nil {
+		return nil, err
+	}
+	for _, n := range m.Store.Names() {
+		if err := layers.SetFloat64s(c.Store.Get(n), layers.Float64s(m.Store.Get(n), nil)); err != nil {
+			return nil, err
+		}
+	}
+	return c, nil
+}
+
+// Shape returns the sequence length and vocabulary size (excluding MASK).
+func (m *Model) Shape() (L, V int) { return m.Cfg.L, m.Cfg.V }
+
+// Invalidate drops the compiled programs. Parameters are shared by pointer,
+// so programs see in-place updates without this; call it after replacing a
+// parameter tensor.
+func (m *Model) Invalidate() {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, c := range m.fwd {
+		c.m.Close()
+	}
+	for _, c := range m.grad {
+		c.m.Close()
+	}
+	m.fwd, m.grad = map[int]*compiled{}, map[int]*compiled{}
+}
+
+// graphMu guards graph construction: Gorgonia's global node counters race
+// when graphs are built concurrently.
+var graphMu sync.Mutex
+
+func (m *Model) program(B int, withGrad bool) (*compiled, error) {
+	cache := m.fwd
+	if withGrad {
+		cache = m.grad
+	}
+	if c, ok := cache[B]; ok {
+		return c, nil
+	}
+	graphMu.Lock()
+	defer graphMu.Unlock()
+	ctx := layers.NewCtx(m.Store, false)
+	net, err := Build(m.Cfg, ctx, B)
+	if err != nil {
+		return nil, err
+	}
+	c := &compiled{net: net, in: NewInputs(m.Cfg, B)}
+	inputs := G.Nodes{net.X}
+	if net.TF != nil {
+		inputs = append(inputs, net.TF)
+	}
+	outputs := G.Nodes{net.Flat}
+	if withGrad {
+		shape := []int{B, m.Cfg.L, m.Cfg.V}
+		c.cot = layers.NewDense(m.Cfg.dtype(), shape, make([]float64, B*m.Cfg.L*m.Cfg.V))
+		cot := ctx.Input("cotangent", shape...)
+		cost := G.Must(G.Sum(G.Must(G.HadamardProd(net.Logits, cot))))
+		g, err := G.Grad(cost, net.X)
+		if err != nil {
+			return nil, fmt.Errorf("graph: input gradient: %w", err)
+		}
+		c.dx = g[0]
+		G.Read(net.Flat, &c.lv)
+		G.Read(c.dx, &c.dxv)
+		if err := G.Let(cot, c.cot); err != nil {
+			return nil, err
+		}
+		if err := c.in.Bind(net); err != nil {
+			return nil, err
+		}
+		// The pruned CompileFunction program returns corrupted logits here
+		// (their buffer is reused by the backward pass), so the gradient
+		// program runs the whole tape and reads its outputs with Read.
+		c.m = G.NewTapeMachine(ctx.G)
+		cache[B] = c
+		return c, nil
+	}
+	prog, locs, err := G.CompileFunction(ctx.G, inputs, outputs)
+	if err != nil {
+		return nil, fmt.Errorf("graph: compile B=%d: %w", B, err)
+	}
+	if err := c.in.Bind(net); err != nil {
+		return nil, err
+	}
+	c.m = G.NewTapeMachine(ctx.G, G.WithPrecompiled(prog, locs))
+	cache[B] = c
+	return c, nil
+}
+
+func (c *compiled) run(out []float64) error {
+	c.m.Reset()
+	if err := c.m.RunAll(); err != nil {
+		return fmt.Errorf("graph: run: %w", err)
+	}
+	var v G.Value = c.net.Flat.Value()
+	if c.dx != nil {
+		v = c.lv
+	}
+	if v == nil {
+		return fmt.Errorf("graph: run produced no logits")
+	}
+	copyValues(v, out)
+	for i, x := range out {
+		if math.IsNaN(x) || math.IsInf(x, 0) {
+			return fmt.Errorf("graph: denoiser produced non-finite logit %v at index %d", x, i)
+		}
+	}
+	return nil
+}
+
+func copyValues(v interface{ Data() interface{} }, out []float64) {
+	switch d := v.Data().(type) {
+	case []float32:
+		for i, x := range d {
+			out[i] = float64(x)
+		}
+	case []float64:
+		copy(out, d)
+	}
+}
+
+func (m *Model) checkOut(B int, out []float64, what string) error {
+	if want := B * m.Cfg.L * m.Cfg.V; len(out) != want {
+		return fmt.Errorf("graph: %s has length %d, want B·L·V = %d", what, len(out), want)
+	}
+	return nil
+}
+
+// X0Logits writes the x0-logits [B][L][V] of the B = len(t) noisy sequences
+// xt (length B·L, tokens 0..V with V = MASK) at times t into out.
+func (m *Model) X0Logits(xt []int, t []float64, out []float64) error {
+	B := len(t)
+	if B == 0 {
+		return fmt.Errorf("graph: empty batch")
+	}
+	if err := m.checkOut(B, out, "logits buffer"); err != nil {
+		return err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	c, err := m.program(B, false)
+	if err != nil {
+		return err
+	}
+	if err := c.in.SetTokens(xt, t); err != nil {
+		return err
+	}
+	return c.run(out)
+}
+
+// SoftLogits is X0Logits for a soft one-hot input x of length B·L·(V+1).
+func (m *Model) SoftLogits(x []float64, t []float64, out []float64) error {
+	B := len(t)
+	if B == 0 {
+		return fmt.Errorf("graph: empty batch")
+	}
+	if err := m.checkOut(B, out, "logits buffer"); err != nil {
+		return err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	c, err := m.program(B, false)
+	if err != nil {
+		return err
+	}
+	if err := c.in.SetSoft(x, t); err != nil {
+		return err
+	}
+	return c.run(out)
+}
+
+// InputGrad is the vector-Jacobian product of the denoiser with respect to
+// its (soft) one-hot input: for x of length B·L·(V+1) and a cotangent cot
+// of the logits (length B·L·V), it writes the logits into logits and
+// ∂(Σ logits ⊙ cot)/∂x into dx (length B·L·(V+1)). This is what a
+// first-order proposal needs to push a reward gradient back to x_t.
+func (m *Model) InputGrad(x, t, cot, logits, dx []float64) error {
+	B := len(t)
+	if B == 0 {
+		return fmt.Errorf("graph: empty batch")
+	}
+	if err := m.checkOut(B, logits, "logits buffer"); err != nil {
+		return err
+	}
+	if err := m.checkOut(B, cot, "cotangent"); err != nil {
+		return err
+	}
+	if want := B * m.Cfg.L * (m.Cfg.V + 1); len(dx) != want {
+		return fmt.Errorf("graph: dx has length %d, want B·L·(V+1) = %d", len(dx), want)
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	c, err := m.program(B, true)
+	if err != nil {
+		return err
+	}
+	if err := c.in.SetSoft(x, t); err != nil {
+		return err
+	}
+	if err := layers.SetFloat64s(c.cot, cot); err != nil {
+		return err
+	}
+	if err := c.run(logits); err != nil {
+		return err
+	}
+	copyValues(c.dxv, dx)
+	return nil
+}
