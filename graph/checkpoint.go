@@ -37,7 +37,8 @@ import (
 	"io"
 	"math"
 	"os"
-	"path/filepath"
+
+	"github.com/ddsmc/ddsmc/internal/atomicfile"
 	"slices"
 )
 
@@ -208,41 +209,9 @@ func WriteCheckpoint(path string, c *Checkpoint) (err error) {
 		return fmt.Errorf("graph: checkpoint header is %d bytes, more than the format's 4 GiB limit", len(hdr))
 	}
 
-	dir := filepath.Dir(path)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return fmt.Errorf("graph: creating checkpoint directory: %w", err)
-	}
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
+	err = atomicfile.Write(path, func(w *bufio.Writer) error { return encodeCheckpoint(w, hdr, c) })
 	if err != nil {
-		return fmt.Errorf("graph: creating temporary checkpoint file: %w", err)
-	}
-	tmp := f.Name()
-	defer func() {
-		if err != nil {
-			f.Close()
-			os.Remove(tmp)
-		}
-	}()
-	if err := f.Chmod(0o644); err != nil {
 		return fmt.Errorf("graph: writing checkpoint %s: %w", path, err)
-	}
-	if err := encodeCheckpoint(f, hdr, c); err != nil {
-		return fmt.Errorf("graph: writing checkpoint %s: %w", path, err)
-	}
-	if err := f.Sync(); err != nil {
-		return fmt.Errorf("graph: syncing checkpoint %s: %w", path, err)
-	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("graph: closing checkpoint %s: %w", path, err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return fmt.Errorf("graph: moving checkpoint into place: %w", err)
-	}
-	// Make the rename itself durable; not every platform can sync a
-	// directory, and the file is already complete, so this is best effort.
-	if d, derr := os.Open(dir); derr == nil {
-		d.Sync()
-		d.Close()
 	}
 	return nil
 }

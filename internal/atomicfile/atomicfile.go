@@ -49,5 +49,11 @@ func Write(path string, fill func(w *bufio.Writer) error) (err error) {
 	if err := os.Rename(tmp, path); err != nil {
 		return fmt.Errorf("atomicfile: rename to %s: %w", path, err)
 	}
+	// Make the rename itself durable; not every platform can sync a
+	// directory, and the file is already complete, so this is best effort.
+	if d, derr := os.Open(dir); derr == nil {
+		d.Sync()
+		d.Close()
+	}
 	return nil
 }
