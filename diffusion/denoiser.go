@@ -77,6 +77,10 @@ func NewPosteriorDenoiser(pdata []float64, L, V int) (*PosteriorDenoiser, error)
 // Shape returns (L, V).
 func (d *PosteriorDenoiser) Shape() (L, V int) { return d.seqLen, d.vocab }
 
+// TimeIndependent reports true: the exact posterior of masked diffusion
+// does not depend on t.
+func (d *PosteriorDenoiser) TimeIndependent() bool { return true }
+
 // X0Logits writes the exact posterior log-marginals (see PosteriorDenoiser).
 // The times t are only used for the batch size. It is an error if some
 // sequence of xt agrees with no sequence in the data support.

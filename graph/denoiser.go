@@ -267,3 +267,7 @@ func (m *Model) InputGrad(x, t, cot, logits, dx []float64) error {
 	copyValues(c.dxv, dx)
 	return nil
 }
+
+// TimeIndependent reports whether the denoiser ignores t (no time input),
+// which lets samplers reuse logits of unchanged rows.
+func (m *Model) TimeIndependent() bool { return m.Cfg.TimeDim == 0 }
