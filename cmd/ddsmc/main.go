@@ -1,0 +1,207 @@
+// Command ddsmc trains masked-diffusion denoisers, samples from them and
+// (in later releases) steers them with Sequential Monte Carlo.
+//
+//	ddsmc demo                      train and sample the built-in GMM-1 default
+//	ddsmc train  <config.toml|name> train a denoiser
+//	ddsmc sample <config.toml|name> draw unguided samples and score them
+//	ddsmc configs                   list the built-in configs
+//
+// A config argument is a TOML file path or the name of a built-in config
+// (see `ddsmc configs`). Every subcommand has -h.
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"runtime/debug"
+	"runtime/pprof"
+	"strings"
+
+	"github.com/ddsmc/ddsmc/configs"
+	"github.com/ddsmc/ddsmc/experiments"
+)
+
+const usage = `ddsmc: SMC steering of masked discrete diffusion models
+
+Usage:
+  ddsmc demo   [flags]                  train a GMM-1 denoiser and sample from it (built-in default)
+  ddsmc train  [flags] <config|name>    train a denoiser from a TOML config
+  ddsmc sample [flags] <config|name>    draw unguided samples from a trained denoiser, write CSV
+  ddsmc configs                         list the built-in configs
+
+Run 'ddsmc <command> -h' for the flags of a command.
+`
+
+// errUsage marks errors caused by the command line itself (exit code 2).
+var errUsage = errors.New("usage")
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// run executes one command line and returns the exit code. A panic is
+// reported as an internal error rather than crashing with a trace.
+func run(args []string, stdout, stderr io.Writer) (code int) {
+	defer func() {
+		if r := recover(); r != nil {
+			fmt.Fprintf(stderr, "ddsmc: internal error: %v\n%s", r, debug.Stack())
+			code = 3
+		}
+	}()
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		fmt.Fprint(stderr, usage)
+		if len(args) == 0 {
+			return 2
+		}
+		return 0
+	}
+	var err error
+	switch cmd, rest := args[0], args[1:]; cmd {
+	case "train":
+		err = cmdTrain(rest, stdout, stderr)
+	case "sample":
+		err = cmdSample(rest, stdout, stderr)
+	case "demo":
+		err = cmdDemo(rest, stdout, stderr)
+	case "configs":
+		for _, n := range configs.Names() {
+			fmt.Fprintln(stdout, n)
+		}
+	default:
+		fmt.Fprintf(stderr, "ddsmc: unknown command %q\n\n%s", cmd, usage)
+		return 2
+	}
+	switch {
+	case err == nil:
+		return 0
+	case errors.Is(err, flag.ErrHelp):
+		return 0
+	case errors.Is(err, errUsage):
+		fmt.Fprintf(stderr, "ddsmc: %v\n", err)
+		return 2
+	default:
+		fmt.Fprintf(stderr, "ddsmc: %v\n", err)
+		return 1
+	}
+}
+
+// common holds the flags every run command shares.
+type common struct {
+	out     string
+	profile string
+}
+
+func newFlags(name, args, doc string, stderr io.Writer) (*flag.FlagSet, *common) {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	c := &common{}
+	fs.StringVar(&c.out, "out", "", "output directory (default: the config's out, runs/<name>)")
+	fs.StringVar(&c.profile, "cpuprofile", "", "write a pprof CPU profile to this file")
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "Usage: ddsmc %s [flags] %s\n\n%s\n\nFlags:\n", name, args, doc)
+		fs.PrintDefaults()
+	}
+	return fs, c
+}
+
+// loadConfig reads a config path, or a built-in config by name.
+func loadConfig(arg string) (experiments.Config, error) {
+	if _, err := os.Stat(arg); err == nil || strings.ContainsAny(arg, `/\`) || strings.HasSuffix(arg, ".toml") {
+		return experiments.Load(arg)
+	}
+	b, err := configs.Get(arg)
+	if err != nil {
+		return experiments.Config{}, fmt.Errorf("%q is neither a config file nor a built-in config: %w", arg, err)
+	}
+	return experiments.Parse(arg, b)
+}
+
+func parseRun(name, doc string, args []string, stderr io.Writer) (experiments.Config, func(), error) {
+	fs, c := newFlags(name, "<config.toml|name>", doc, stderr)
+	if err := fs.Parse(args); err != nil {
+		return experiments.Config{}, nil, err
+	}
+	if fs.NArg() != 1 {
+		fs.Usage()
+		return experiments.Config{}, nil, fmt.Errorf("%w: ddsmc %s takes exactly one config argument, got %d", errUsage, name, fs.NArg())
+	}
+	cfg, err := loadConfig(fs.Arg(0))
+	if err != nil {
+		return cfg, nil, err
+	}
+	if c.out != "" {
+		cfg.Out = c.out
+	}
+	stop, err := startProfile(c.profile)
+	return cfg, stop, err
+}
+
+func startProfile(path string) (func(), error) {
+	if path == "" {
+		return func() {}, nil
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return func() { pprof.StopCPUProfile(); f.Close() }, nil
+}
+
+func cmdTrain(args []string, stdout, stderr io.Writer) error {
+	cfg, stop, err := parseRun("train", "Trains the config's denoiser with the MDLM loss and writes <out>/denoiser.ckpt,\ntrain_curve.csv and train_summary.json.", args, stderr)
+	if err != nil {
+		return err
+	}
+	defer stop()
+	_, err = experiments.TrainDenoiser(cfg, stderr)
+	return err
+}
+
+func cmdSample(args []string, stdout, stderr io.Writer) error {
+	cfg, stop, err := parseRun("sample", "Loads <out>/denoiser.ckpt, draws sample.n unguided samples with the T-step reverse\nchain, writes <out>/samples.csv and sample_summary.json, and reports the total\nvariation to the exact data distribution.", args, stderr)
+	if err != nil {
+		return err
+	}
+	defer stop()
+	_, err = experiments.SampleDenoiser(cfg, stdout)
+	return err
+}
+
+func cmdDemo(args []string, stdout, stderr io.Writer) error {
+	fs, c := newFlags("demo", "", "Trains the built-in GMM-1 denoiser (configs/gmm1.toml) and samples from it,\nwriting everything to runs/demo.", stderr)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() != 0 {
+		return fmt.Errorf("%w: ddsmc demo takes no arguments", errUsage)
+	}
+	b, err := configs.Get("gmm1")
+	if err != nil {
+		return err
+	}
+	cfg, err := experiments.Parse("gmm1", b)
+	if err != nil {
+		return err
+	}
+	cfg.Out = "runs/demo"
+	if c.out != "" {
+		cfg.Out = c.out
+	}
+	stop, err := startProfile(c.profile)
+	if err != nil {
+		return err
+	}
+	defer stop()
+	if _, err := experiments.TrainDenoiser(cfg, stderr); err != nil {
+		return err
+	}
+	_, err = experiments.SampleDenoiser(cfg, stdout)
+	return err
+}

@@ -1,0 +1,174 @@
+package experiments
+
+import (
+	"bytes"
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"github.com/BurntSushi/toml"
+
+	"github.com/ddsmc/ddsmc/diffusion"
+	"github.com/ddsmc/ddsmc/graph"
+	"github.com/ddsmc/ddsmc/objectives"
+)
+
+// Config is the one configuration of a denoiser experiment: which data,
+// which model, which diffusion process, how to train it and how to sample
+// it. TOML files hold overrides of Default; an unknown key, a wrong type or
+// an out-of-range value is an error naming the key.
+type Config struct {
+	Name      string                 `toml:"name"`      // run name
+	Out       string                 `toml:"out"`       // output directory (default runs/<name>)
+	Data      DataConfig             `toml:"data"`      // data set
+	Model     graph.Config           `toml:"model"`     // denoiser architecture
+	Diffusion DiffusionConfig        `toml:"diffusion"` // masking process and sampler
+	Train     objectives.TrainConfig `toml:"train"`     // training loop
+	Sample    SampleConfig           `toml:"sample"`    // unguided sampling
+}
+
+// DataConfig selects a data set.
+type DataConfig struct {
+	Name      string `toml:"name"`       // "gmm1" or "gmm2"
+	TrainSize int    `toml:"train_size"` // training sequences drawn
+	ValSize   int    `toml:"val_size"`   // held-out sequences drawn
+	Seed      uint64 `toml:"seed"`       // seed of the data draw
+}
+
+// DiffusionConfig describes the masking schedule and the reverse sampler.
+type DiffusionConfig struct {
+	Schedule string  `toml:"schedule"` // "linear", "cosine" or "loglinear"
+	Eps      float64 `toml:"eps"`      // ε of the log-linear schedule
+	Steps    int     `toml:"steps"`    // T, reverse steps when sampling
+	Grid     string  `toml:"grid"`     // time discretisation: "linear" or "cosine"
+	Eta      float64 `toml:"eta"`      // ReMDM remasking η (0 = MDLM)
+	Remask   string  `toml:"remask"`   // ReMDM strategy: "rescale" or "maxcap"
+}
+
+// SampleConfig controls unguided sampling.
+type SampleConfig struct {
+	N     int    `toml:"n"`     // number of samples
+	Batch int    `toml:"batch"` // sequences per denoiser call
+	Seed  uint64 `toml:"seed"`  // sampling seed
+	Exact bool   `toml:"exact"` // also compute the model's exact T-step marginal (small L·V only)
+}
+
+// Default returns the built-in configuration: GMM-1 with a time-free MLP
+// denoiser, linear schedule, T = 100 linear grid.
+func Default() Config {
+	return Config{
+		Name: "gmm1",
+		Data: DataConfig{Name: "gmm1", TrainSize: 100000, ValSize: 5000, Seed: 1},
+		Model: graph.Config{Arch: "mlp", Embed: 64, Hidden: 256, Layers: 3, Heads: 4, TimeDim: 0,
+			Act: "relu", DType: "float32", InitSeed: 1},
+		Diffusion: DiffusionConfig{Schedule: "linear", Eps: 1e-3, Steps: 100, Grid: "linear", Remask: "rescale"},
+		Train: objectives.TrainConfig{Steps: 6000, Batch: 256, LR: 1e-3, ValEvery: 1000, ValSamples: 4,
+			CheckpointEvery: 2000, Seed: 2},
+		Sample: SampleConfig{N: 100000, Batch: 1000, Seed: 3, Exact: true},
+	}
+}
+
+// Load reads a TOML file of overrides on top of Default.
+func Load(path string) (Config, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return Config{}, fmt.Errorf("experiments: config: %w", err)
+	}
+	return Parse(path, b)
+}
+
+// Parse decodes TOML overrides (name is used in error messages only).
+func Parse(name string, b []byte) (Config, error) {
+	cfg := Default()
+	md, err := toml.NewDecoder(bytes.NewReader(b)).Decode(&cfg)
+	if err != nil {
+		return Config{}, fmt.Errorf("experiments: config %s: %w", name, err)
+	}
+	if und := md.Undecoded(); len(und) > 0 {
+		keys := make([]string, len(und))
+		for i, k := range und {
+			keys[i] = k.String()
+		}
+		sort.Strings(keys)
+		return Config{}, fmt.Errorf("experiments: config %s: unknown key %s", name, strings.Join(keys, ", "))
+	}
+	if !md.IsDefined("name") && md.IsDefined("data", "name") {
+		cfg.Name = cfg.Data.Name
+	}
+	if cfg.Out == "" {
+		cfg.Out = filepath.Join("runs", cfg.Name)
+	}
+	if err := cfg.Validate(); err != nil {
+		return Config{}, fmt.Errorf("experiments: config %s: %w", name, err)
+	}
+	return cfg, nil
+}
+
+// Validate reports the first out-of-range value, naming its key.
+func (c *Config) Validate() error {
+	d := c.Data
+	switch {
+	case c.Name == "" || strings.ContainsAny(c.Name, `/\`):
+		return fmt.Errorf("name = %q: must be a non-empty file-name-safe string", c.Name)
+	case d.Name != "gmm1" && d.Name != "gmm2":
+		return fmt.Errorf("data.name = %q: want \"gmm1\" or \"gmm2\"", d.Name)
+	case d.TrainSize <= 0:
+		return fmt.Errorf("data.train_size = %d: must be positive", d.TrainSize)
+	case d.ValSize <= 0:
+		return fmt.Errorf("data.val_size = %d: must be positive", d.ValSize)
+	}
+	f := c.Diffusion
+	if _, err := diffusion.ParseSchedule(f.Schedule, f.Eps); err != nil {
+		return fmt.Errorf("diffusion.schedule/eps: %w", err)
+	}
+	switch {
+	case f.Steps <= 0:
+		return fmt.Errorf("diffusion.steps = %d: must be positive", f.Steps)
+	case f.Grid != "linear" && f.Grid != "cosine":
+		return fmt.Errorf("diffusion.grid = %q: want \"linear\" or \"cosine\"", f.Grid)
+	case !(f.Eta >= 0 && f.Eta <= 1):
+		return fmt.Errorf("diffusion.eta = %v: must be in [0, 1]", f.Eta)
+	}
+	if _, err := diffusion.ParseRemask(f.Remask); err != nil {
+		return fmt.Errorf("diffusion.remask: %w", err)
+	}
+	s := c.Sample
+	switch {
+	case s.N <= 0:
+		return fmt.Errorf("sample.n = %d: must be positive", s.N)
+	case s.Batch <= 0:
+		return fmt.Errorf("sample.batch = %d: must be positive", s.Batch)
+	}
+	if err := c.Train.Validate(); err != nil {
+		return err
+	}
+	m := c.Model
+	m.L, m.V = 1, 1 // shape comes from the data; check the rest
+	if err := m.Validate(); err != nil {
+		return err
+	}
+	if math.IsNaN(f.Eps) {
+		return fmt.Errorf("diffusion.eps is NaN")
+	}
+	return nil
+}
+
+// Kernel returns the reverse kernel and time grid the config describes.
+func (c *Config) Kernel() (diffusion.Kernel, diffusion.Grid, error) {
+	s, err := diffusion.ParseSchedule(c.Diffusion.Schedule, c.Diffusion.Eps)
+	if err != nil {
+		return diffusion.Kernel{}, nil, err
+	}
+	r, err := diffusion.ParseRemask(c.Diffusion.Remask)
+	if err != nil {
+		return diffusion.Kernel{}, nil, err
+	}
+	g, err := diffusion.NewGrid(c.Diffusion.Steps, c.Diffusion.Grid)
+	if err != nil {
+		return diffusion.Kernel{}, nil, err
+	}
+	return diffusion.Kernel{Schedule: s, Eta: c.Diffusion.Eta, Remask: r}, g, nil
+}

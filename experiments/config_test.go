@@ -1,0 +1,73 @@
+package experiments
+
+import (
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/ddsmc/ddsmc/configs"
+)
+
+func TestBuiltinConfigsParse(t *testing.T) {
+	for _, n := range configs.Names() {
+		b, _ := configs.Get(n)
+		cfg, err := Parse(n, b)
+		if err != nil {
+			t.Fatalf("%s: %v", n, err)
+		}
+		if cfg.Name != n || cfg.Out != filepath.Join("runs", n) {
+			t.Fatalf("%s: name %q out %q", n, cfg.Name, cfg.Out)
+		}
+	}
+}
+
+// Every bad config names the offending key.
+func TestBadConfigsNameTheKey(t *testing.T) {
+	cases := []struct{ toml, want string }{
+		{"[train]\nsetps = 10\n", "train.setps"},                         // typo
+		{"[data]\nname = \"gmm1\"\ntrain_szie = 5\n", "data.train_szie"}, // typo
+		{"[model]\nlength = 3\n", "model.length"},                        // shape comes from data
+		{"learning_rate = 0.1\n", "learning_rate"},                       // unknown top-level key
+		{"[train]\nsteps = \"many\"\n", "train.steps"},                   // wrong type
+		{"[train]\nlr = -0.5\n", "train.lr"},                             // out of range
+		{"[train]\nbatch = 0\n", "train.batch"},
+		{"[data]\nname = \"gmm7\"\n", "data.name"},
+		{"[data]\ntrain_size = -1\n", "data.train_size"},
+		{"[diffusion]\nschedule = \"sqrt\"\n", "diffusion.schedule"},
+		{"[diffusion]\ngrid = \"log\"\n", "diffusion.grid"},
+		{"[diffusion]\nsteps = 0\n", "diffusion.steps"},
+		{"[diffusion]\neta = 1.5\n", "diffusion.eta"},
+		{"[model]\narch = \"rnn\"\n", "model.arch"},
+		{"[model]\nactivation = \"tanh\"\n", "model.activation"},
+		{"[sample]\nn = 0\n", "sample.n"},
+		{"[train\nsteps = 1\n", "line 2"}, // malformed TOML
+	}
+	for _, c := range cases {
+		_, err := Parse("test.toml", []byte(c.toml))
+		if err == nil {
+			t.Errorf("%q: no error", c.toml)
+			continue
+		}
+		if !strings.Contains(err.Error(), c.want) || !strings.Contains(err.Error(), "test.toml") {
+			t.Errorf("%q: error %q does not name %q and the file", c.toml, err, c.want)
+		}
+	}
+}
+
+func TestOverridesApplyOnTopOfDefaults(t *testing.T) {
+	cfg, err := Parse("x", []byte("name = \"small\"\n[train]\nsteps = 7\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	def := Default()
+	if cfg.Train.Steps != 7 || cfg.Train.Batch != def.Train.Batch || cfg.Out != filepath.Join("runs", "small") {
+		t.Fatalf("overrides not merged: %+v", cfg.Train)
+	}
+}
+
+func TestLoadMissingFileNamesIt(t *testing.T) {
+	_, err := Load(filepath.Join(t.TempDir(), "absent.toml"))
+	if err == nil || !strings.Contains(err.Error(), "absent.toml") {
+		t.Fatalf("err = %v", err)
+	}
+}

@@ -1,0 +1,297 @@
+package experiments
+
+import (
+	"bufio"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"math"
+	"math/rand/v2"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"github.com/ddsmc/ddsmc/diffusion"
+	"github.com/ddsmc/ddsmc/graph"
+	"github.com/ddsmc/ddsmc/internal/atomicfile"
+	"github.com/ddsmc/ddsmc/objectives"
+)
+
+// Task is a data set ready for training: train and held-out rows and, where
+// it exists, the exact data pmf over V^L.
+type Task struct {
+	Name       string
+	L, V       int
+	Train, Val *Dataset
+	PMF        []float64 // exact data distribution, indexed by diffusion.Index; nil if unknown
+	GMM        *GMM      // the generator, for GMM tasks
+}
+
+// LoadTask builds the data of a config.
+func LoadTask(dc DataConfig) (*Task, error) {
+	g, err := NewGMM(dc.Name)
+	if err != nil {
+		return nil, err
+	}
+	train, err := g.Sample(rand.New(rand.NewPCG(dc.Seed, 1)), dc.TrainSize)
+	if err != nil {
+		return nil, err
+	}
+	val, err := g.Sample(rand.New(rand.NewPCG(dc.Seed, 2)), dc.ValSize)
+	if err != nil {
+		return nil, err
+	}
+	return &Task{Name: dc.Name, L: 2, V: g.Bins, Train: train, Val: val, PMF: g.PMF(), GMM: g}, nil
+}
+
+// Entropy returns the exact data entropy in nats per token (a floor for any
+// model's negative log-likelihood), or NaN without an exact pmf.
+func (t *Task) Entropy() float64 {
+	if t.PMF == nil {
+		return math.NaN()
+	}
+	h := 0.0
+	for _, p := range t.PMF {
+		if p > 0 {
+			h -= p * math.Log(p)
+		}
+	}
+	return h / float64(t.L)
+}
+
+// CheckpointPath is where train writes the denoiser and sample reads it.
+func (c *Config) CheckpointPath() string { return filepath.Join(c.Out, "denoiser.ckpt") }
+
+// TrainReport summarises a training run.
+type TrainReport struct {
+	Config      string              `json:"config"`
+	Steps       int                 `json:"steps"`
+	Seconds     float64             `json:"seconds"`
+	StepsPerSec float64             `json:"steps_per_sec"`
+	ValELBO     float64             `json:"val_neg_elbo_nats_per_token"`
+	ValELBOErr  float64             `json:"val_neg_elbo_stderr"`
+	Entropy     float64             `json:"data_entropy_nats_per_token"`
+	Params      int                 `json:"params"`
+	BLAS        string              `json:"blas"`
+	Curve       []objectives.Record `json:"-"`
+}
+
+// TrainDenoiser trains the config's denoiser on its data, checkpointing to
+// CheckpointPath and writing the training curve to train_curve.csv and a
+// summary to train_summary.json in cfg.Out. Progress goes to log.
+func TrainDenoiser(cfg Config, log io.Writer) (*TrainReport, error) {
+	task, err := LoadTask(cfg.Data)
+	if err != nil {
+		return nil, err
+	}
+	mc := cfg.Model
+	mc.L, mc.V = task.L, task.V
+	m, err := graph.New(mc)
+	if err != nil {
+		return nil, err
+	}
+	sched, err := diffusion.ParseSchedule(cfg.Diffusion.Schedule, cfg.Diffusion.Eps)
+	if err != nil {
+		return nil, err
+	}
+	tr, err := objectives.NewTrainer(m, sched, cfg.Train)
+	if err != nil {
+		return nil, err
+	}
+	defer tr.Close()
+	fmt.Fprintf(log, "train %s: %s denoiser, %d parameters, %d train / %d held-out sequences (L=%d, V=%d), BLAS: %s\n",
+		cfg.Name, mc.Arch, m.Store.NumParams(), task.Train.Len(), task.Val.Len(), task.L, task.V, graph.BLAS())
+	var lastVal, lastErr float64 = math.NaN(), math.NaN()
+	validate := func() (float64, error) {
+		v, se, err := objectives.ValidationELBO(m, sched, task.Val, cfg.Train.ValSamples, 1000, cfg.Data.Seed+99)
+		lastVal, lastErr = v, se
+		return v, err
+	}
+	ckpt := func(step int) error {
+		return m.Save(cfg.CheckpointPath(), map[string]string{
+			"step": strconv.Itoa(step), "data": cfg.Data.Name, "run": cfg.Name,
+			"val_neg_elbo": strconv.FormatFloat(lastVal, 'g', 6, 64),
+		})
+	}
+	start := time.Now()
+	curve, err := objectives.Train(tr, task.Train, objectives.Hooks{Progress: log, Validate: validate, Checkpoint: ckpt})
+	if err != nil {
+		return nil, err
+	}
+	secs := time.Since(start).Seconds()
+	rep := &TrainReport{Config: cfg.Name, Steps: tr.Steps(), Seconds: secs, StepsPerSec: float64(tr.Steps()) / secs,
+		ValELBO: lastVal, ValELBOErr: lastErr, Entropy: task.Entropy(), Params: m.Store.NumParams(), BLAS: graph.BLAS(), Curve: curve}
+	if err := writeCurve(filepath.Join(cfg.Out, "train_curve.csv"), curve); err != nil {
+		return nil, err
+	}
+	if err := writeJSON(filepath.Join(cfg.Out, "train_summary.json"), rep); err != nil {
+		return nil, err
+	}
+	fmt.Fprintf(log, "trained %d steps in %.1fs (%.1f steps/s); held-out -ELBO %.4f ± %.4f nats/token (data entropy %.4f); checkpoint %s\n",
+		rep.Steps, secs, rep.StepsPerSec, rep.ValELBO, rep.ValELBOErr, rep.Entropy, cfg.CheckpointPath())
+	return rep, nil
+}
+
+// SampleReport summarises unguided sampling from a trained denoiser.
+type SampleReport struct {
+	Config        string  `json:"config"`
+	N             int     `json:"n"`
+	Steps         int     `json:"steps"`
+	Seconds       float64 `json:"seconds"`
+	TVSamples     float64 `json:"tv_samples_vs_data"`      // TV(empirical samples, exact data pmf)
+	TVNoiseFloor  float64 `json:"tv_data_samples_vs_data"` // TV(N exact data draws, exact data pmf): sampling noise alone
+	TVExact       float64 `json:"tv_exact_model_vs_data"`  // TV(exact T-step model marginal, exact data pmf); NaN if not computed
+	MeanReward    float64 `json:"mean_reward_samples"`     // mean task reward of the samples
+	DataReward    float64 `json:"mean_reward_data"`        // exact mean reward under the data pmf
+	ExactReward   float64 `json:"mean_reward_exact_model"` // exact mean reward under the model marginal
+	SamplesPath   string  `json:"samples"`
+	CheckpointRun string  `json:"checkpoint_step"`
+}
+
+// SampleDenoiser loads the trained denoiser of a config, draws cfg.Sample.N
+// unguided samples with the T-step reverse chain, writes them to
+// samples.csv and compares them with the exact data distribution.
+func SampleDenoiser(cfg Config, log io.Writer) (*SampleReport, error) {
+	m, meta, err := graph.Load(cfg.CheckpointPath())
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, fmt.Errorf("experiments: no trained denoiser at %s: run `ddsmc train` on this config first", cfg.CheckpointPath())
+		}
+		return nil, err
+	}
+	task, err := LoadTask(cfg.Data)
+	if err != nil {
+		return nil, err
+	}
+	if L, V := m.Shape(); L != task.L || V != task.V {
+		return nil, fmt.Errorf("experiments: checkpoint %s is for L=%d, V=%d but data %s has L=%d, V=%d", cfg.CheckpointPath(), L, V, cfg.Data.Name, task.L, task.V)
+	}
+	k, grid, err := cfg.Kernel()
+	if err != nil {
+		return nil, err
+	}
+	rng := rand.New(rand.NewPCG(cfg.Sample.Seed, 3))
+	start := time.Now()
+	x, err := diffusion.Sample(rng, k, m, grid, cfg.Sample.N, cfg.Sample.Batch)
+	if err != nil {
+		return nil, err
+	}
+	rep := &SampleReport{Config: cfg.Name, N: cfg.Sample.N, Steps: grid.Steps(), Seconds: time.Since(start).Seconds(),
+		SamplesPath: filepath.Join(cfg.Out, "samples.csv"), CheckpointRun: meta["step"], TVExact: math.NaN(), ExactReward: math.NaN()}
+	fmt.Fprintf(log, "sampled %d sequences with T=%d in %.1fs\n", rep.N, rep.Steps, rep.Seconds)
+	if err := writeSamples(rep.SamplesPath, x, task.L); err != nil {
+		return nil, err
+	}
+	emp, err := diffusion.EmpiricalPMF(x, task.L, task.V)
+	if err != nil {
+		return nil, err
+	}
+	if rep.TVSamples, err = diffusion.TotalVariation(emp, task.PMF); err != nil {
+		return nil, err
+	}
+	// The noise floor: the same number of exact draws from the data pmf.
+	ref, err := task.GMM.Sample(rand.New(rand.NewPCG(cfg.Sample.Seed, 4)), cfg.Sample.N)
+	if err != nil {
+		return nil, err
+	}
+	refPMF, _ := diffusion.EmpiricalPMF(ref.Tokens, task.L, task.V)
+	rep.TVNoiseFloor, _ = diffusion.TotalVariation(refPMF, task.PMF)
+	reward := task.GMM.RewardTable()
+	rep.MeanReward, rep.DataReward = dot(emp, reward), dot(task.PMF, reward)
+	if cfg.Sample.Exact {
+		exact, err := diffusion.ExactMarginal(k, m, grid, cfg.Sample.Batch)
+		if err != nil {
+			return nil, err
+		}
+		rep.TVExact, _ = diffusion.TotalVariation(exact, task.PMF)
+		rep.ExactReward = dot(exact, reward)
+	}
+	if err := writeJSON(filepath.Join(cfg.Out, "sample_summary.json"), rep); err != nil {
+		return nil, err
+	}
+	fmt.Fprintf(log, "TV(samples, data) = %.4f  (noise floor with %d exact data draws: %.4f)\n", rep.TVSamples, rep.N, rep.TVNoiseFloor)
+	if !math.IsNaN(rep.TVExact) {
+		fmt.Fprintf(log, "TV(exact model marginal, data) = %.4f  (exact enumeration of the T=%d chain)\n", rep.TVExact, rep.Steps)
+	}
+	fmt.Fprintf(log, "mean reward: samples %.3f, data %.3f\nwrote %s\n", rep.MeanReward, rep.DataReward, rep.SamplesPath)
+	return rep, nil
+}
+
+func dot(a, b []float64) float64 {
+	s := 0.0
+	for i := range a {
+		if a[i] != 0 {
+			s += a[i] * b[i]
+		}
+	}
+	return s
+}
+
+func writeSamples(path string, x []int, L int) error {
+	return atomicfile.Write(path, func(w *bufio.Writer) error {
+		for l := 0; l < L; l++ {
+			if l > 0 {
+				w.WriteByte(',')
+			}
+			fmt.Fprintf(w, "x%d", l)
+		}
+		w.WriteByte('\n')
+		for i := 0; i < len(x); i += L {
+			for l := 0; l < L; l++ {
+				if l > 0 {
+					w.WriteByte(',')
+				}
+				w.WriteString(strconv.Itoa(x[i+l]))
+			}
+			w.WriteByte('\n')
+		}
+		return nil
+	})
+}
+
+func writeCurve(path string, curve []objectives.Record) error {
+	return atomicfile.Write(path, func(w *bufio.Writer) error {
+		fmt.Fprintln(w, "step,train_loss,val_neg_elbo,elapsed_s,steps_per_s")
+		for _, r := range curve {
+			fmt.Fprintf(w, "%d,%.6g,%.6g,%.3f,%.2f\n", r.Step, r.Loss, r.ValELBO, r.Elapsed, r.StepsPer)
+		}
+		return nil
+	})
+}
+
+// writeJSON writes a report as indented JSON; fields that were not
+// computed (NaN) are written as -1, since JSON has no NaN.
+func writeJSON(path string, v any) error {
+	b, err := json.MarshalIndent(sanitise(v), "", "  ")
+	if err != nil {
+		return fmt.Errorf("experiments: %w", err)
+	}
+	return atomicfile.Write(path, func(w *bufio.Writer) error {
+		_, err := w.Write(append(b, '\n'))
+		return err
+	})
+}
+
+func sanitise(v any) any {
+	switch r := v.(type) {
+	case *TrainReport:
+		c := *r
+		c.ValELBO, c.ValELBOErr, c.Entropy = finiteOr(c.ValELBO), finiteOr(c.ValELBOErr), finiteOr(c.Entropy)
+		return c
+	case *SampleReport:
+		c := *r
+		c.TVExact, c.ExactReward = finiteOr(c.TVExact), finiteOr(c.ExactReward)
+		return c
+	}
+	return v
+}
+
+// finiteOr maps NaN/Inf to -1, the "not computed" marker in summaries.
+func finiteOr(x float64) float64 {
+	if math.IsNaN(x) || math.IsInf(x, 0) {
+		return -1
+	}
+	return x
+}
