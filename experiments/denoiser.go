@@ -17,6 +17,7 @@ import (
 	"github.com/ddsmc/ddsmc/graph"
 	"github.com/ddsmc/ddsmc/internal/atomicfile"
 	"github.com/ddsmc/ddsmc/objectives"
+	"github.com/ddsmc/ddsmc/plots"
 )
 
 // Task is a data set ready for training: train and held-out rows and, where
@@ -152,7 +153,8 @@ type SampleReport struct {
 
 // SampleDenoiser loads the trained denoiser of a config, draws cfg.Sample.N
 // unguided samples with the T-step reverse chain, writes them to
-// samples.csv and compares them with the exact data distribution.
+// samples.csv and compares them with the exact data distribution; pmf.png shows the data
+// pmf, the model's exact marginal and the sample histogram side by side.
 func SampleDenoiser(cfg Config, log io.Writer) (*SampleReport, error) {
 	m, meta, err := graph.Load(cfg.CheckpointPath())
 	if err != nil {
@@ -200,6 +202,7 @@ func SampleDenoiser(cfg Config, log io.Writer) (*SampleReport, error) {
 	rep.TVNoiseFloor, _ = diffusion.TotalVariation(refPMF, task.PMF)
 	reward := task.GMM.RewardTable()
 	rep.MeanReward, rep.DataReward = dot(emp, reward), dot(task.PMF, reward)
+	panels := []plots.Panel{{Title: "data (exact pmf)", PMF: task.PMF}}
 	if cfg.Sample.Exact {
 		exact, err := diffusion.ExactMarginal(k, m, grid, cfg.Sample.Batch)
 		if err != nil {
@@ -207,6 +210,11 @@ func SampleDenoiser(cfg Config, log io.Writer) (*SampleReport, error) {
 		}
 		rep.TVExact, _ = diffusion.TotalVariation(exact, task.PMF)
 		rep.ExactReward = dot(exact, reward)
+		panels = append(panels, plots.Panel{Title: fmt.Sprintf("model, exact T=%d marginal", grid.Steps()), PMF: exact})
+	}
+	panels = append(panels, plots.Panel{Title: fmt.Sprintf("model, %d samples", rep.N), PMF: emp})
+	if err := plots.GridHeatmaps(filepath.Join(cfg.Out, "pmf.png"), panels); err != nil {
+		return nil, err
 	}
 	if err := writeJSON(filepath.Join(cfg.Out, "sample_summary.json"), rep); err != nil {
 		return nil, err
