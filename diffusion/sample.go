@@ -65,9 +65,8 @@ func Sample(rng *rand.Rand, k Kernel, d Denoiser, grid Grid, n, batch int) ([]in
 				return nil, err
 			}
 		}
-		if j := slices.Index(real, V); j >= 0 {
-			return nil, fmt.Errorf("diffusion: sequence %d still has a MASK at t=0 (schedule %s has alpha(0) = %v)",
-				start+j/L, k.Schedule.Name(), k.Schedule.Alpha(0))
+		if err := checkUnmasked(k, real, start, L, V); err != nil {
+			return nil, err
 		}
 		copy(out[start*L:], real)
 	}
@@ -148,11 +147,20 @@ func sampleCached(rng *rand.Rand, k Kernel, d Denoiser, grid Grid, n, batch, L, 
 				stale[b] = !slices.Equal(prev[b*L:(b+1)*L], real[b*L:(b+1)*L])
 			}
 		}
-		if j := slices.Index(real, V); j >= 0 {
-			return nil, fmt.Errorf("diffusion: sequence %d still has a MASK at t=0 (schedule %s has alpha(0) = %v)",
-				start+j/L, k.Schedule.Name(), k.Schedule.Alpha(0))
+		if err := checkUnmasked(k, real, start, L, V); err != nil {
+			return nil, err
 		}
 		copy(out[start*L:], real)
 	}
 	return out, nil
+}
+
+// checkUnmasked reports an error if a group of finished samples (the first
+// of which is sequence start) still holds a MASK at t = 0.
+func checkUnmasked(k Kernel, xs []int, start, L, V int) error {
+	if j := slices.Index(xs, V); j >= 0 {
+		return fmt.Errorf("diffusion: sequence %d still has a MASK at t=0 (schedule %s has alpha(0) = %v)",
+			start+j/L, k.Schedule.Name(), k.Schedule.Alpha(0))
+	}
+	return nil
 }

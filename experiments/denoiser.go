@@ -32,19 +32,27 @@ type Task struct {
 
 // LoadTask builds the data of a config.
 func LoadTask(dc DataConfig) (*Task, error) {
+	t, err := loadReference(dc)
+	if err != nil {
+		return nil, err
+	}
+	if t.Train, err = t.GMM.Sample(rand.New(rand.NewPCG(dc.Seed, 1)), dc.TrainSize); err != nil {
+		return nil, err
+	}
+	if t.Val, err = t.GMM.Sample(rand.New(rand.NewPCG(dc.Seed, 2)), dc.ValSize); err != nil {
+		return nil, err
+	}
+	return t, nil
+}
+
+// loadReference is LoadTask without drawing the train and held-out rows:
+// the shape, the generator and the exact pmf.
+func loadReference(dc DataConfig) (*Task, error) {
 	g, err := NewGMM(dc.Name)
 	if err != nil {
 		return nil, err
 	}
-	train, err := g.Sample(rand.New(rand.NewPCG(dc.Seed, 1)), dc.TrainSize)
-	if err != nil {
-		return nil, err
-	}
-	val, err := g.Sample(rand.New(rand.NewPCG(dc.Seed, 2)), dc.ValSize)
-	if err != nil {
-		return nil, err
-	}
-	return &Task{Name: dc.Name, L: 2, V: g.Bins, Train: train, Val: val, PMF: g.PMF(), GMM: g}, nil
+	return &Task{Name: dc.Name, L: 2, V: g.Bins, PMF: g.PMF(), GMM: g}, nil
 }
 
 // Entropy returns the exact data entropy in nats per token (a floor for any
@@ -163,7 +171,7 @@ func SampleDenoiser(cfg Config, log io.Writer) (*SampleReport, error) {
 		}
 		return nil, err
 	}
-	task, err := LoadTask(cfg.Data)
+	task, err := loadReference(cfg.Data)
 	if err != nil {
 		return nil, err
 	}

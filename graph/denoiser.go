@@ -106,11 +106,9 @@ func (m *Model) program(B int, withGrad bool) (*compiled, error) {
 		return nil, err
 	}
 	c := &compiled{net: net, in: NewInputs(m.Cfg, B)}
-	inputs := G.Nodes{net.X}
-	if net.TF != nil {
-		inputs = append(inputs, net.TF)
+	if err := c.in.Bind(net); err != nil {
+		return nil, err
 	}
-	outputs := G.Nodes{net.Flat}
 	if withGrad {
 		shape := []int{B, m.Cfg.L, m.Cfg.V}
 		c.cot = layers.NewDense(m.Cfg.dtype(), shape, make([]float64, B*m.Cfg.L*m.Cfg.V))
@@ -126,9 +124,6 @@ func (m *Model) program(B int, withGrad bool) (*compiled, error) {
 		if err := G.Let(cot, c.cot); err != nil {
 			return nil, err
 		}
-		if err := c.in.Bind(net); err != nil {
-			return nil, err
-		}
 		// The pruned CompileFunction program returns corrupted logits here
 		// (their buffer is reused by the backward pass), so the gradient
 		// program runs the whole tape and reads its outputs with Read.
@@ -136,12 +131,13 @@ func (m *Model) program(B int, withGrad bool) (*compiled, error) {
 		cache[B] = c
 		return c, nil
 	}
-	prog, locs, err := G.CompileFunction(ctx.G, inputs, outputs)
+	inputs := G.Nodes{net.X}
+	if net.TF != nil {
+		inputs = append(inputs, net.TF)
+	}
+	prog, locs, err := G.CompileFunction(ctx.G, inputs, G.Nodes{net.Flat})
 	if err != nil {
 		return nil, fmt.Errorf("graph: compile B=%d: %w", B, err)
-	}
-	if err := c.in.Bind(net); err != nil {
-		return nil, err
 	}
 	c.m = G.NewTapeMachine(ctx.G, G.WithPrecompiled(prog, locs))
 	cache[B] = c
@@ -187,9 +183,10 @@ func (m *Model) checkOut(B int, out []float64, what string) error {
 	return nil
 }
 
-// X0Logits writes the x0-logits [B][L][V] of the B = len(t) noisy sequences
-// xt (length B·L, tokens 0..V with V = MASK) at times t into out.
-func (m *Model) X0Logits(xt []int, t []float64, out []float64) error {
+// call runs the program for a batch of B = len(t) sequences: set fills its
+// inputs, the logits go to out (length B·L·V) and, when dx is non-nil, the
+// input gradient of a gradient program goes to dx (length B·L·(V+1)).
+func (m *Model) call(t, out, dx []float64, set func(c *compiled) error) error {
 	B := len(t)
 	if B == 0 {
 		return fmt.Errorf("graph: empty batch")
@@ -197,37 +194,36 @@ func (m *Model) X0Logits(xt []int, t []float64, out []float64) error {
 	if err := m.checkOut(B, out, "logits buffer"); err != nil {
 		return err
 	}
+	if want := B * m.Cfg.L * (m.Cfg.V + 1); dx != nil && len(dx) != want {
+		return fmt.Errorf("graph: dx has length %d, want B·L·(V+1) = %d", len(dx), want)
+	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	c, err := m.program(B, false)
+	c, err := m.program(B, dx != nil)
 	if err != nil {
 		return err
 	}
-	if err := c.in.SetTokens(xt, t); err != nil {
+	if err := set(c); err != nil {
 		return err
 	}
-	return c.run(out)
+	if err := c.run(out); err != nil {
+		return err
+	}
+	if dx != nil {
+		copyValues(c.dxv, dx)
+	}
+	return nil
+}
+
+// X0Logits writes the x0-logits [B][L][V] of the B = len(t) noisy sequences
+// xt (length B·L, tokens 0..V with V = MASK) at times t into out.
+func (m *Model) X0Logits(xt []int, t []float64, out []float64) error {
+	return m.call(t, out, nil, func(c *compiled) error { return c.in.SetTokens(xt, t) })
 }
 
 // SoftLogits is X0Logits for a soft one-hot input x of length B·L·(V+1).
 func (m *Model) SoftLogits(x []float64, t []float64, out []float64) error {
-	B := len(t)
-	if B == 0 {
-		return fmt.Errorf("graph: empty batch")
-	}
-	if err := m.checkOut(B, out, "logits buffer"); err != nil {
-		return err
-	}
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	c, err := m.program(B, false)
-	if err != nil {
-		return err
-	}
-	if err := c.in.SetSoft(x, t); err != nil {
-		return err
-	}
-	return c.run(out)
+	return m.call(t, out, nil, func(c *compiled) error { return c.in.SetSoft(x, t) })
 }
 
 // InputGrad is the vector-Jacobian product of the denoiser with respect to
@@ -236,36 +232,18 @@ func (m *Model) SoftLogits(x []float64, t []float64, out []float64) error {
 // ∂(Σ logits ⊙ cot)/∂x into dx (length B·L·(V+1)). This is what a
 // first-order proposal needs to push a reward gradient back to x_t.
 func (m *Model) InputGrad(x, t, cot, logits, dx []float64) error {
-	B := len(t)
-	if B == 0 {
-		return fmt.Errorf("graph: empty batch")
+	if dx == nil {
+		return fmt.Errorf("graph: InputGrad needs a dx buffer")
 	}
-	if err := m.checkOut(B, logits, "logits buffer"); err != nil {
+	if err := m.checkOut(len(t), cot, "cotangent"); err != nil {
 		return err
 	}
-	if err := m.checkOut(B, cot, "cotangent"); err != nil {
-		return err
-	}
-	if want := B * m.Cfg.L * (m.Cfg.V + 1); len(dx) != want {
-		return fmt.Errorf("graph: dx has length %d, want B·L·(V+1) = %d", len(dx), want)
-	}
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	c, err := m.program(B, true)
-	if err != nil {
-		return err
-	}
-	if err := c.in.SetSoft(x, t); err != nil {
-		return err
-	}
-	if err := layers.SetFloat64s(c.cot, cot); err != nil {
-		return err
-	}
-	if err := c.run(logits); err != nil {
-		return err
-	}
-	copyValues(c.dxv, dx)
-	return nil
+	return m.call(t, logits, dx, func(c *compiled) error {
+		if err := c.in.SetSoft(x, t); err != nil {
+			return err
+		}
+		return layers.SetFloat64s(c.cot, cot)
+	})
 }
 
 // TimeIndependent reports whether the denoiser ignores t (no time input),
