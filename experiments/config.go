@@ -28,6 +28,7 @@ type Config struct {
 	Diffusion DiffusionConfig        `toml:"diffusion"` // masking process and sampler
 	Train     objectives.TrainConfig `toml:"train"`     // training loop
 	Sample    SampleConfig           `toml:"sample"`    // unguided sampling
+	SMC       SMCConfig              `toml:"smc"`       // SMC steering (ddsmc smc)
 }
 
 // DataConfig selects a data set.
@@ -68,6 +69,7 @@ func Default() Config {
 		Train: objectives.TrainConfig{Steps: 6000, Batch: 256, LR: 1e-3, ValEvery: 1000, ValSamples: 4,
 			CheckpointEvery: 2000, Seed: 2},
 		Sample: SampleConfig{N: 100000, Batch: 1000, Seed: 3, Exact: true},
+		SMC:    DefaultSMC(),
 	}
 }
 
@@ -94,6 +96,9 @@ func Parse(name string, b []byte) (Config, error) {
 		}
 		sort.Strings(keys)
 		return Config{}, fmt.Errorf("experiments: config %s: unknown key %s", name, strings.Join(keys, ", "))
+	}
+	if err := cfg.SMC.applyMethod(func(key string) bool { return md.IsDefined("smc", key) }); err != nil {
+		return Config{}, fmt.Errorf("experiments: config %s: %w", name, err)
 	}
 	if !md.IsDefined("name") && md.IsDefined("data", "name") {
 		cfg.Name = cfg.Data.Name
@@ -152,6 +157,14 @@ func (c *Config) Validate() error {
 	}
 	if math.IsNaN(f.Eps) {
 		return fmt.Errorf("diffusion.eps is NaN")
+	}
+	if err := c.SMC.Validate(); err != nil {
+		return err
+	}
+	if c.SMC.Lambda == "list" {
+		if err := c.SMC.lambda().Validate(f.Steps); err != nil {
+			return fmt.Errorf("smc.lambda_values: %w", err)
+		}
 	}
 	return nil
 }

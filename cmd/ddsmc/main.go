@@ -4,6 +4,7 @@
 //	ddsmc demo                      train and sample the built-in GMM-1 default
 //	ddsmc train  <config.toml|name> train a denoiser
 //	ddsmc sample <config.toml|name> draw unguided samples and score them
+//	ddsmc smc    <config.toml|name> run SMC (or a baseline) on the reward-tilted target
 //	ddsmc configs                   list the built-in configs
 //
 // A config argument is a TOML file path or the name of a built-in config
@@ -30,6 +31,7 @@ Usage:
   ddsmc demo   [flags]                  train a GMM-1 denoiser and sample from it (built-in default)
   ddsmc train  [flags] <config|name>    train a denoiser from a TOML config
   ddsmc sample [flags] <config|name>    draw unguided samples from a trained denoiser, write CSV
+  ddsmc smc    [flags] <config|name>    steer a trained denoiser with SMC ([smc] table), write samples, summary, trace
   ddsmc configs                         list the built-in configs
 
 Run 'ddsmc <command> -h' for the flags of a command.
@@ -64,6 +66,8 @@ func run(args []string, stdout, stderr io.Writer) (code int) {
 		err = cmdTrain(rest, stdout, stderr)
 	case "sample":
 		err = cmdSample(rest, stdout, stderr)
+	case "smc":
+		err = cmdSMC(rest, stdout, stderr)
 	case "demo":
 		err = cmdDemo(rest, stdout, stderr)
 	case "configs":
@@ -171,6 +175,16 @@ func cmdSample(args []string, stdout, stderr io.Writer) error {
 	}
 	defer stop()
 	_, err = experiments.SampleDenoiser(cfg, stdout)
+	return err
+}
+
+func cmdSMC(args []string, stdout, stderr io.Writer) error {
+	cfg, stop, err := parseRun("smc", "Loads <out>/denoiser.ckpt and runs the config's [smc] setting on the reward-tilted\ntarget p(x0)·exp(r(x0)/alpha): SMC with the reverse, locally optimal or gradient\nproposal, or a baseline (bon, prop-grad, plain). Writes <out>/smc_samples.csv,\nsmc_summary.json, smc_trace.csv and smc_trace.jsonl.", args, stderr)
+	if err != nil {
+		return err
+	}
+	defer stop()
+	_, err = experiments.RunSMC(cfg, stdout)
 	return err
 }
 

@@ -1,0 +1,133 @@
+package smc
+
+import (
+	"math"
+	"math/rand/v2"
+	"strings"
+	"testing"
+
+	"github.com/ddsmc/ddsmc/diffusion"
+)
+
+// runErr runs a toy configuration and returns its error.
+func runErr(t *testing.T, tg Target, cfg Config) error {
+	t.Helper()
+	if cfg.Grid == nil {
+		cfg.Grid = toyGrid(t, toyT)
+	}
+	if cfg.Lambda.Kind == "" {
+		cfg.Lambda = Lambda{Kind: "constant"}
+	}
+	if cfg.N == 0 {
+		cfg.N = 8
+	}
+	s, err := New(tg, cfg)
+	if err != nil {
+		return err
+	}
+	_, err = s.Run(rand.New(rand.NewPCG(1, 1)))
+	return err
+}
+
+func wantErr(t *testing.T, err error, parts ...string) {
+	t.Helper()
+	if err == nil {
+		t.Fatalf("no error, want one mentioning %q", parts)
+	}
+	for _, p := range parts {
+		if !strings.Contains(err.Error(), p) {
+			t.Fatalf("error %q does not mention %q", err, p)
+		}
+	}
+}
+
+// TestBadInputErrors: each bad input gives an error that names the problem
+// (and, during a run, the step), never a panic or a silent result.
+func TestBadInputErrors(t *testing.T) {
+	base := toyReverse(t, 1)
+	nan := SequenceReward{L: toyL, F: func(x []int) float64 {
+		if x[0] == 1 {
+			return math.NaN()
+		}
+		return 0
+	}}
+	ninf := SequenceReward{L: toyL, F: func([]int) float64 { return math.Inf(-1) }}
+	pinf := SequenceReward{L: toyL, F: func([]int) float64 { return math.Inf(1) }}
+
+	t.Run("nan reward at the end", func(t *testing.T) {
+		wantErr(t, runErr(t, Target{Base: base, Reward: nan, Alpha: 1}, Config{N: 64}), "step 8", "reward", "NaN")
+	})
+	t.Run("nan reward in the look-ahead", func(t *testing.T) {
+		wantErr(t, runErr(t, Target{Base: base, Reward: nan, Alpha: 1}, Config{N: 64, Twist: LookAhead{Phi: 4}}), "initialisation", "look-ahead", "NaN")
+	})
+	t.Run("+inf reward", func(t *testing.T) {
+		wantErr(t, runErr(t, Target{Base: base, Reward: pinf, Alpha: 1}, Config{}), "step 8", "+Inf")
+	})
+	t.Run("all weights -inf", func(t *testing.T) {
+		wantErr(t, runErr(t, Target{Base: base, Reward: ninf, Alpha: 1}, Config{}), "step 8", "all 8 log-weights are -Inf", "reward")
+	})
+	t.Run("all weights -inf in the look-ahead", func(t *testing.T) {
+		wantErr(t, runErr(t, Target{Base: base, Reward: ninf, Alpha: 1}, Config{Twist: LookAhead{Phi: 2}}), "initialisation", "-Inf")
+	})
+	t.Run("alpha", func(t *testing.T) {
+		wantErr(t, runErr(t, Target{Base: base, Alpha: 0}, Config{}), "alpha")
+	})
+	t.Run("particles", func(t *testing.T) {
+		wantErr(t, runErr(t, Target{Base: base, Alpha: 1}, Config{N: -1}), "N = -1")
+	})
+	t.Run("trigger", func(t *testing.T) {
+		wantErr(t, runErr(t, Target{Base: base, Alpha: 1}, Config{Trigger: Trigger{Kind: "sometimes"}}), `"sometimes"`)
+		wantErr(t, runErr(t, Target{Base: base, Alpha: 1}, Config{Trigger: Trigger{Kappa: 1.5}}), "kappa")
+	})
+	t.Run("final", func(t *testing.T) {
+		wantErr(t, runErr(t, Target{Base: base, Alpha: 1}, Config{Final: "best"}), `"best"`)
+	})
+	t.Run("lambda", func(t *testing.T) {
+		wantErr(t, runErr(t, Target{Base: base, Alpha: 1}, Config{Lambda: Lambda{Kind: "list", Values: []float64{0, 1}}}), "T+1 = 9")
+		wantErr(t, runErr(t, Target{Base: base, Alpha: 1}, Config{Lambda: Lambda{Kind: "cubic"}}), `"cubic"`)
+		wantErr(t, runErr(t, Target{Base: base, Alpha: 1}, Config{Lambda: Lambda{Kind: "linear"}}), "k >= 1")
+	})
+	t.Run("lop needs a deterministic twist", func(t *testing.T) {
+		wantErr(t, runErr(t, Target{Base: base, Reward: toyTable(), Alpha: 1}, Config{Proposal: LOP{}, Twist: LookAhead{Phi: 3}}), "deterministic twist")
+	})
+	t.Run("lop enumeration limit", func(t *testing.T) {
+		wantErr(t, runErr(t, Target{Base: base, Reward: toyTable(), Alpha: 1}, Config{Proposal: LOP{MaxEnum: 10}, Twist: ExactLookAhead{}}), "max_enum = 10")
+	})
+	t.Run("grad needs a differentiable twist", func(t *testing.T) {
+		wantErr(t, runErr(t, Target{Base: base, Reward: toyTable(), Alpha: 1}, Config{Proposal: GradProposal{}, Twist: LookAhead{Phi: 1}}), "differentiable")
+	})
+	t.Run("grad options", func(t *testing.T) {
+		fg := GradLookAhead{Pool: []LookAheadGrad{&fakeGrad{den: hashDenoiser{L: toyL, V: toyV}, reward: toyTable(), B: 4, Ph: 1}}}
+		wantErr(t, runErr(t, Target{Base: base, Reward: toyTable(), Alpha: 1}, Config{Proposal: GradProposal{Space: "logits"}, Twist: fg}), `"logits"`)
+	})
+	t.Run("grad shape", func(t *testing.T) {
+		fg := GradLookAhead{Pool: []LookAheadGrad{&fakeGrad{den: hashDenoiser{L: 2, V: toyV}, reward: toyTable(), B: 4, Ph: 1}}}
+		wantErr(t, runErr(t, Target{Base: base, Reward: toyTable(), Alpha: 1}, Config{Proposal: GradProposal{}, Twist: fg}), "shape L=2")
+	})
+	t.Run("exact look-ahead limit", func(t *testing.T) {
+		wantErr(t, runErr(t, Target{Base: base, Reward: toyNonAdditive(), Alpha: 1}, Config{Twist: ExactLookAhead{MaxEnum: 5}}), "max_enum = 5")
+	})
+	t.Run("denoiser shapes", func(t *testing.T) {
+		_, err := NewReverse(toyKernel(), []diffusion.Denoiser{hashDenoiser{L: 3, V: 3}, hashDenoiser{L: 2, V: 3}}, 4)
+		wantErr(t, err, "denoiser 1 has shape L=2")
+		_, err = NewReverse(toyKernel(), nil, 4)
+		wantErr(t, err, "at least one denoiser")
+		_, err = NewReverse(toyKernel(), toyPool(1, 0), 0)
+		wantErr(t, err, "batch size 0")
+	})
+	t.Run("finished run", func(t *testing.T) {
+		s, err := New(Target{Base: base, Alpha: 1}, Config{N: 4, Grid: toyGrid(t, 2), Lambda: Lambda{Kind: "constant"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		rng := rand.New(rand.NewPCG(1, 1))
+		st, _, _ := s.Init(rng)
+		for range 2 {
+			if _, err := s.Step(rng, st); err != nil {
+				t.Fatal(err)
+			}
+		}
+		_, err = s.Step(rng, st)
+		wantErr(t, err, "finished")
+	})
+}

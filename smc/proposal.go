@@ -1,0 +1,439 @@
+package smc
+
+import (
+	"encoding/binary"
+	"fmt"
+	"math"
+	"math/rand/v2"
+
+	"github.com/ddsmc/ddsmc/diffusion"
+)
+
+// Move is what a proposal sees of the particles when moving them from time
+// T to time S (S < T) at reverse step Step (steps taken so far).
+type Move struct {
+	Step    int
+	T, S    float64
+	LambdaS float64   // tempering exponent at the destination time S
+	X       []int     // current particles, N·L tokens
+	Ev      []float64 // their base evaluations, N·Base.Width()
+	Pv      []float64 // the proposal's own evaluations (ProposalEvaluator), N·Width()
+	Grad    []float64 // ∂r̂/∂onehot(x_t), N·L·(V+1), when the twist is differentiable
+	Twist   Twist     // the run's twist (the locally optimal proposal evaluates it)
+	Final   bool      // S is the last time (0): the twist is the exact reward
+}
+
+// Proposal moves particles one reverse step: it samples x_s ~ q(· | x_t)
+// and reports the exact log q(x_s | x_t) together with the target's path
+// log-kernel log k(x_s | x_t), so that the engine's incremental weight
+//
+//	log w_s − log w_t = log k(x_s|x_t) − log q(x_s|x_t) + log ψ_s(x_s) − log ψ_t(x_t)
+//
+// is exact for every proposal (paper.md §2.2).
+type Proposal interface {
+	// Name identifies the proposal in traces and summaries.
+	Name() string
+	// Propose writes x_s (N·L tokens), log q and log k (length N).
+	Propose(rng *rand.Rand, env *Env, m *Move, xs []int, logq, logk []float64) error
+}
+
+// ProposalEvaluator is implemented by proposals with their own network
+// (e.g. the amortised q_φ). The engine calls Eval on the particles at each
+// time and keeps the evaluations next to them (Move.Pv), permuted on
+// resampling like the base's.
+type ProposalEvaluator interface {
+	Width() int
+	Eval(x []int, t float64, out []float64, workers int) error
+}
+
+// sampleRow draws v ∝ exp(row[v]) using cdf as scratch (len(row)) and
+// returns v and log Σ exp(row). −Inf entries have zero mass; NaN or +Inf,
+// or an all −Inf row, is an error.
+func sampleRow(rng *rand.Rand, row, cdf []float64) (int, float64, error) {
+	m := math.Inf(-1)
+	for v, x := range row {
+		if math.IsNaN(x) || math.IsInf(x, 1) {
+			return 0, 0, fmt.Errorf("smc: proposal log-probability %v at token %d", x, v)
+		}
+		m = math.Max(m, x)
+	}
+	if math.IsInf(m, -1) {
+		return 0, 0, fmt.Errorf("smc: proposal has no token with positive probability")
+	}
+	s := 0.0
+	for v, x := range row {
+		s += math.Exp(x - m)
+		cdf[v] = s
+	}
+	return searchCDF(cdf, rng.Float64()), m + math.Log(s), nil
+}
+
+// sampleRows draws particle i's next state, position by position, from the
+// proposal log-probability rows q (L·(V+1), normalised or not) into xs,
+// and returns log q(x_s|x_t) and the base log k(x_s|x_t) from rows k.
+func sampleRows(rng *rand.Rand, i, L, V int, q, k []float64, xs []int, cdf []float64) (lq, lk float64, err error) {
+	for l := range L {
+		row := q[l*(V+1) : (l+1)*(V+1)]
+		v, lse, err := sampleRow(rng, row, cdf)
+		if err != nil {
+			return 0, 0, fmt.Errorf("%w (particle %d, position %d)", err, i, l)
+		}
+		xs[i*L+l] = v
+		lq += row[v] - lse
+		lk += k[l*(V+1)+v]
+	}
+	return lq, lk, nil
+}
+
+// kernelRows fills k with the base log-kernel of particle i.
+func kernelRows(env *Env, m *Move, i int, k []float64) error {
+	L := env.L
+	W := env.Target.Base.Width()
+	if err := env.Target.Base.LogKernel(m.X[i*L:(i+1)*L], m.Ev[i*W:(i+1)*W], m.T, m.S, k); err != nil {
+		return fmt.Errorf("%w (particle %d)", err, i)
+	}
+	return nil
+}
+
+// ReverseProposal is the bootstrap proposal ("SMC-base", "SMC-RP"): it
+// samples the base kernel itself, normalised per position. For the
+// reward-tilted target the kernel is p_θ, so log q = log k and the weights
+// are twist ratios only.
+type ReverseProposal struct{}
+
+// Name implements Proposal.
+func (ReverseProposal) Name() string { return "reverse" }
+
+// Propose implements Proposal.
+func (ReverseProposal) Propose(rng *rand.Rand, env *Env, m *Move, xs []int, logq, logk []float64) error {
+	L, V := env.L, env.V
+	k := make([]float64, L*(V+1))
+	cdf := make([]float64, V+1)
+	norm := env.Target.Base.Normalized()
+	for i := range logq {
+		if err := kernelRows(env, m, i, k); err != nil {
+			return err
+		}
+		lq, lk, err := sampleRows(rng, i, L, V, k, k, xs, cdf)
+		if err != nil {
+			return err
+		}
+		logk[i] = lk
+		if norm {
+			logq[i] = lk // exact: the kernel is the proposal
+		} else {
+			logq[i] = lq
+		}
+	}
+	return nil
+}
+
+// Tilt spaces of the gradient proposal (paper.md §3.3).
+const (
+	// TiltTransition adds the tilt to the transition log-probabilities
+	// over all V+1 outcomes, MASK included, so it also changes the
+	// unmasking rate (the paper's language and toy code).
+	TiltTransition = "transition"
+	// TiltX0 adds the tilt to the x0-logits before the SUBS formula,
+	// keeping the unmasking schedule (the paper's DNA code).
+	TiltX0 = "x0"
+)
+
+// GradProposal is the first-order approximation of the locally optimal
+// proposal ("SMC-grad", "SMC-FALOP"; paper.md §3, Eq. (8)):
+//
+//	q(x_s^l = v | x_t) ∝ k_l(v | x_t)·exp((λ_s/α)·g_l[v]),  g = ∇_{onehot(x_t)} r̂_t(x_t),
+//
+// per position, so sampling is exact and log q is known. The gradient comes
+// from a differentiable twist (GradLookAhead).
+type GradProposal struct {
+	// Space is TiltTransition (default when empty) or TiltX0.
+	Space string
+	// Centre subtracts each position's mean gradient before clipping
+	// (it does not change an unclipped proposal).
+	Centre bool
+	// Clip, when > 0, clamps each gradient entry to [−Clip, Clip].
+	Clip float64
+}
+
+// Name implements Proposal.
+func (g GradProposal) Name() string { return "grad" }
+
+// Validate checks the options.
+func (g GradProposal) Validate() error {
+	if g.Space != "" && g.Space != TiltTransition && g.Space != TiltX0 {
+		return fmt.Errorf("smc: gradient proposal tilt space %q: want %q or %q", g.Space, TiltTransition, TiltX0)
+	}
+	if !(g.Clip >= 0) || math.IsInf(g.Clip, 1) {
+		return fmt.Errorf("smc: gradient clip %v must be finite and >= 0", g.Clip)
+	}
+	return nil
+}
+
+// Propose implements Proposal.
+func (g GradProposal) Propose(rng *rand.Rand, env *Env, m *Move, xs []int, logq, logk []float64) error {
+	if err := g.Validate(); err != nil {
+		return err
+	}
+	L, V := env.L, env.V
+	if m.Grad == nil {
+		return fmt.Errorf("smc: the gradient proposal needs a differentiable look-ahead twist (twist = grad)")
+	}
+	scale := m.LambdaS / env.Target.Alpha
+	k := make([]float64, L*(V+1))
+	q := make([]float64, L*(V+1))
+	gi := make([]float64, L*(V+1))
+	cdf := make([]float64, V+1)
+	x0 := g.Space == TiltX0
+	var kb KernelBase
+	if x0 {
+		var ok bool
+		if kb, ok = env.Target.Base.(KernelBase); !ok {
+			return fmt.Errorf("smc: x0-space tilting needs a base with a diffusion kernel")
+		}
+	}
+	W := env.Target.Base.Width()
+	logits := make([]float64, L*V)
+	for i := range logq {
+		if err := kernelRows(env, m, i, k); err != nil {
+			return err
+		}
+		copy(gi, m.Grad[i*L*(V+1):(i+1)*L*(V+1)])
+		width := V + 1
+		if x0 {
+			width = V
+		}
+		for l := range L {
+			row := gi[l*(V+1) : l*(V+1)+width]
+			if g.Centre {
+				mean := 0.0
+				for _, v := range row {
+					mean += v
+				}
+				mean /= float64(width)
+				for j := range row {
+					row[j] -= mean
+				}
+			}
+			if g.Clip > 0 {
+				for j, v := range row {
+					row[j] = math.Max(-g.Clip, math.Min(g.Clip, v))
+				}
+			}
+		}
+		if x0 {
+			base := env.Target.Base.X0Logits(m.Ev[i*W : (i+1)*W])
+			for l := range L {
+				for v := range V {
+					logits[l*V+v] = base[l*V+v] + scale*gi[l*(V+1)+v]
+				}
+			}
+			if err := kb.Kernel().PositionLogProbsInto(m.X[i*L:(i+1)*L], logits, m.T, m.S, q); err != nil {
+				return fmt.Errorf("%w (particle %d)", err, i)
+			}
+		} else {
+			for j, kv := range k {
+				q[j] = kv + scale*gi[j] // −Inf stays −Inf
+			}
+		}
+		lq, lk, err := sampleRows(rng, i, L, V, q, k, xs, cdf)
+		if err != nil {
+			return err
+		}
+		logq[i], logk[i] = lq, lk
+	}
+	return nil
+}
+
+// LOP is the exact locally optimal proposal ("SMC-LOP"; paper.md §2.4,
+// Proposition 2): q*(x_s | x_t) ∝ k(x_s | x_t)·ψ_s(x_s), normalised by
+// enumerating every joint next state. It needs a deterministic twist (e.g.
+// ExactLookAhead); at the last step ψ_0 is the exact reward. With it the
+// incremental weight Σ_{x_s} k(x_s|x_t)ψ_s(x_s)/ψ_t(x_t) does not depend on
+// the sampled x_s. MaxEnum bounds the joint states per particle (0 means
+// 1<<16). Distinct states are evaluated once per step.
+type LOP struct {
+	MaxEnum int
+}
+
+// Name implements Proposal.
+func (LOP) Name() string { return "lop" }
+
+// stateKey encodes a token sequence as a map key.
+func stateKey(x []int) string {
+	b := make([]byte, 4*len(x))
+	for i, v := range x {
+		binary.LittleEndian.PutUint32(b[4*i:], uint32(v))
+	}
+	return string(b)
+}
+
+// Propose implements Proposal.
+func (p LOP) Propose(rng *rand.Rand, env *Env, m *Move, xs []int, logq, logk []float64) error {
+	if !m.Final && !m.Twist.Deterministic() {
+		return fmt.Errorf("smc: the locally optimal proposal needs a deterministic twist (twist = exact), got %s", m.Twist.Name())
+	}
+	L, V := env.L, env.V
+	maxEnum := p.MaxEnum
+	if maxEnum <= 0 {
+		maxEnum = 1 << 16
+	}
+	N := len(logq)
+	// Per distinct current state: its candidate next states and their
+	// kernel log-probabilities.
+	type dist struct {
+		cands []int     // indices into states
+		lk    []float64 // log k(candidate | x_t)
+	}
+	byState := map[string]*dist{}
+	of := make([]*dist, N)
+	index := map[string]int{}
+	var states []int
+	k := make([]float64, L*(V+1))
+	for i := range N {
+		key := stateKey(m.X[i*L : (i+1)*L])
+		if d, ok := byState[key]; ok {
+			of[i] = d
+			continue
+		}
+		if err := kernelRows(env, m, i, k); err != nil {
+			return err
+		}
+		supp := make([][]int, L)
+		count := 1
+		for l := range L {
+			for v := 0; v <= V; v++ {
+				if !math.IsInf(k[l*(V+1)+v], -1) {
+					supp[l] = append(supp[l], v)
+				}
+			}
+			if len(supp[l]) == 0 {
+				return fmt.Errorf("smc: base kernel of particle %d has no support at position %d", i, l)
+			}
+			if count > maxEnum/len(supp[l]) {
+				return fmt.Errorf("smc: locally optimal proposal: particle %d has more than max_enum = %d joint next states", i, maxEnum)
+			}
+			count *= len(supp[l])
+		}
+		d := &dist{cands: make([]int, count), lk: make([]float64, count)}
+		cand := make([]int, L)
+		for c := range count {
+			rest, lkc := c, 0.0
+			for l := L - 1; l >= 0; l-- {
+				v := supp[l][rest%len(supp[l])]
+				rest /= len(supp[l])
+				cand[l] = v
+				lkc += k[l*(V+1)+v]
+			}
+			ck := stateKey(cand)
+			j, ok := index[ck]
+			if !ok {
+				j = len(index)
+				index[ck] = j
+				states = append(states, cand...)
+			}
+			d.cands[c], d.lk[c] = j, lkc
+		}
+		byState[key], of[i] = d, d
+	}
+	// Twist of every distinct candidate.
+	nS := len(index)
+	psi := make([]float64, nS)
+	rhat := make([]float64, nS)
+	if m.Final {
+		if err := env.rewards(states, psi, "candidate final state"); err != nil {
+			return err
+		}
+		for j := range psi {
+			psi[j] /= env.Target.Alpha
+		}
+	} else {
+		ev := make([]float64, nS*env.Target.Base.Width())
+		if err := env.Target.Base.Eval(states, m.S, ev, env.Workers); err != nil {
+			return err
+		}
+		if err := m.Twist.Eval(rng, env, states, ev, m.S, m.LambdaS, psi, rhat, nil); err != nil {
+			return err
+		}
+	}
+	// Sample each particle from its normalised candidate weights.
+	var a, cdf []float64
+	for i := range N {
+		d := of[i]
+		if cap(a) < len(d.cands) {
+			a, cdf = make([]float64, len(d.cands)), make([]float64, len(d.cands))
+		}
+		a, cdf = a[:len(d.cands)], cdf[:len(d.cands)]
+		for c, j := range d.cands {
+			a[c] = d.lk[c] + psi[j]
+		}
+		c, lse, err := sampleRow(rng, a, cdf)
+		if err != nil {
+			return fmt.Errorf("smc: locally optimal proposal of particle %d: every next state has zero target mass: %w", i, err)
+		}
+		j := d.cands[c]
+		copy(xs[i*L:(i+1)*L], states[j*L:(j+1)*L])
+		logq[i] = a[c] - lse
+		logk[i] = d.lk[c]
+	}
+	return nil
+}
+
+// Learned is an amortised proposal q_φ (paper.md §4, "SMC-amot"): the
+// SUBS/ReMDM kernel of its own denoiser, one per worker. The weights keep
+// the exact ratio k/q_φ, so any q_φ, however badly trained, gives a
+// consistent sampler (unlike the reference code's swap of q_φ for the base).
+type Learned struct {
+	kernel diffusion.Kernel
+	pool   *denoiserPool
+}
+
+// NewLearned returns the amortised proposal with kernel k and denoisers
+// dens (one per worker) called in batches of batch sequences.
+func NewLearned(k diffusion.Kernel, dens []diffusion.Denoiser, batch int) (*Learned, error) {
+	if err := k.Validate(); err != nil {
+		return nil, err
+	}
+	p, err := newDenoiserPool(dens, batch)
+	if err != nil {
+		return nil, err
+	}
+	return &Learned{kernel: k, pool: p}, nil
+}
+
+// Name implements Proposal.
+func (*Learned) Name() string { return "learned" }
+
+// Width implements ProposalEvaluator: q_φ's x0-logits, L·V.
+func (q *Learned) Width() int { return q.pool.l * q.pool.v }
+
+// Eval implements ProposalEvaluator.
+func (q *Learned) Eval(x []int, t float64, out []float64, workers int) error {
+	return q.pool.logits(x, t, out, workers)
+}
+
+// Propose implements Proposal.
+func (q *Learned) Propose(rng *rand.Rand, env *Env, m *Move, xs []int, logq, logk []float64) error {
+	L, V := env.L, env.V
+	if q.pool.l != L || q.pool.v != V {
+		return fmt.Errorf("smc: learned proposal has shape L=%d V=%d, the target L=%d V=%d", q.pool.l, q.pool.v, L, V)
+	}
+	W := L * V
+	k := make([]float64, L*(V+1))
+	r := make([]float64, L*(V+1))
+	cdf := make([]float64, V+1)
+	for i := range logq {
+		if err := kernelRows(env, m, i, k); err != nil {
+			return err
+		}
+		if err := q.kernel.PositionLogProbsInto(m.X[i*L:(i+1)*L], m.Pv[i*W:(i+1)*W], m.T, m.S, r); err != nil {
+			return fmt.Errorf("%w (learned proposal, particle %d)", err, i)
+		}
+		lq, lk, err := sampleRows(rng, i, L, V, r, k, xs, cdf)
+		if err != nil {
+			return err
+		}
+		logq[i], logk[i] = lq, lk
+	}
+	return nil
+}

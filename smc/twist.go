@@ -1,0 +1,436 @@
+package smc
+
+import (
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"sort"
+)
+
+// Env is what the pluggable parts of a run (twists, proposals) see of it:
+// the target and the engine's execution settings.
+type Env struct {
+	L, V int
+	// Target is the model being sampled.
+	Target Target
+	// Workers is the number of goroutines for network and reward calls.
+	Workers int
+	// RewardBatch is the number of sequences per Reward call.
+	RewardBatch int
+}
+
+// rewards evaluates the target's reward on n = len(out) sequences in
+// chunks of RewardBatch on the workers, and rejects NaN and +Inf (−Inf is
+// allowed: it kills a particle). what names the sequences in errors.
+func (e *Env) rewards(x0 []int, out []float64, what string) error {
+	L := e.L
+	err := forChunks(len(out), e.RewardBatch, e.Workers, func(_, start, count int) error {
+		return e.Target.Reward.Reward(x0[start*L:(start+count)*L], out[start:start+count])
+	})
+	if err != nil {
+		return fmt.Errorf("smc: reward: %w", err)
+	}
+	return checkRewards(out, what)
+}
+
+// checkRewards rejects NaN and +Inf rewards, naming the first offender.
+func checkRewards(r []float64, what string) error {
+	for i, v := range r {
+		if math.IsNaN(v) {
+			return fmt.Errorf("smc: reward of %s %d is NaN", what, i)
+		}
+		if math.IsInf(v, 1) {
+			return fmt.Errorf("smc: reward of %s %d is +Inf", what, i)
+		}
+	}
+	return nil
+}
+
+// Twist estimates the look-ahead potential ψ_t(x_t) of the tempered
+// intermediate target π_t(x_t) ∝ p_θ(x_t)·ψ_t(x_t), where
+// log ψ_t(x_t) ≈ log E_{p_θ(x0|x_t)} exp(λ_t·r(x0)/α) (paper.md §1.3), and
+// the look-ahead reward r̂ = (α/λ)·log ψ. The twists telescope in the
+// weights: only the final one, the exact reward, changes the target, so
+// every twist gives a consistent sampler; better twists give better ESS.
+type Twist interface {
+	// Name identifies the twist in traces and summaries.
+	Name() string
+	// Eval writes log ψ and r̂ for the n = len(logPsi) particles x (n·L
+	// tokens, V = MASK) at time t with exponent λ, given their base
+	// evaluations ev (n·Base.Width()). grad is nil unless Differentiable;
+	// then it receives ∂r̂/∂onehot(x_t), n·L·(V+1).
+	Eval(rng *rand.Rand, env *Env, x []int, ev []float64, t, lambda float64, logPsi, rhat, grad []float64) error
+	// Deterministic reports whether log ψ is a fixed function of x (no
+	// Monte Carlo), as the locally optimal proposal requires.
+	Deterministic() bool
+	// Differentiable reports whether Eval fills grad.
+	Differentiable() bool
+}
+
+// NoTwist is ψ ≡ 1 (r̂ = 0): plain importance sampling of the path with
+// only the final reward weight, as in best-of-N or unweighted sampling.
+type NoTwist struct{}
+
+// Name implements Twist.
+func (NoTwist) Name() string { return "none" }
+
+// Eval implements Twist.
+func (NoTwist) Eval(_ *rand.Rand, _ *Env, _ []int, _ []float64, _, _ float64, logPsi, rhat, _ []float64) error {
+	clear(logPsi)
+	clear(rhat)
+	return nil
+}
+
+// Deterministic implements Twist.
+func (NoTwist) Deterministic() bool { return true }
+
+// Differentiable implements Twist.
+func (NoTwist) Differentiable() bool { return false }
+
+// LookAhead is the Monte Carlo look-ahead of paper.md §1.3: φ samples
+// x0^(k) ~ p_θ(x0 | x_t), drawn independently per position from the base's
+// x0-logits at masked positions with unmasked tokens carried over, and
+// log ψ = log (1/φ) Σ_k exp(λ·r(x0^(k))/α) (log-mean-exp).
+type LookAhead struct {
+	// Phi is the number of samples φ ≥ 1.
+	Phi int
+}
+
+// Name implements Twist.
+func (la LookAhead) Name() string { return fmt.Sprintf("mc(phi=%d)", la.Phi) }
+
+// Deterministic implements Twist.
+func (LookAhead) Deterministic() bool { return false }
+
+// Differentiable implements Twist.
+func (LookAhead) Differentiable() bool { return false }
+
+// Eval implements Twist.
+func (la LookAhead) Eval(rng *rand.Rand, env *Env, x []int, ev []float64, t, lambda float64, logPsi, rhat, _ []float64) error {
+	if la.Phi < 1 {
+		return fmt.Errorf("smc: look-ahead needs phi >= 1, got %d", la.Phi)
+	}
+	L, V, phi := env.L, env.V, la.Phi
+	n := len(logPsi)
+	W := env.Target.Base.Width()
+	x0 := make([]int, n*phi*L)
+	cdf := make([]float64, L*V)
+	for i := range n {
+		xi := x[i*L : (i+1)*L]
+		logits := env.Target.Base.X0Logits(ev[i*W : (i+1)*W])
+		for l, v := range xi {
+			if v == V {
+				if err := softmaxCDF(logits[l*V:(l+1)*V], cdf[l*V:(l+1)*V]); err != nil {
+					return fmt.Errorf("%w (particle %d, position %d)", err, i, l)
+				}
+			}
+		}
+		for k := range phi {
+			row := x0[(i*phi+k)*L : (i*phi+k+1)*L]
+			for l, v := range xi {
+				if v != V {
+					row[l] = v
+					continue
+				}
+				row[l] = searchCDF(cdf[l*V:(l+1)*V], rng.Float64())
+			}
+		}
+	}
+	r := make([]float64, n*phi)
+	if err := env.rewards(x0, r, "look-ahead sample"); err != nil {
+		return err
+	}
+	tiltedLME(r, phi, lambda/env.Target.Alpha, logPsi, rhat)
+	return nil
+}
+
+// maxLogit returns the largest of one position's x0-logits, rejecting
+// NaN, +Inf and all −Inf.
+func maxLogit(logits []float64) (float64, error) {
+	m := math.Inf(-1)
+	for v, x := range logits {
+		if math.IsNaN(x) || math.IsInf(x, 1) {
+			return 0, fmt.Errorf("smc: invalid x0-logit %v at token %d", x, v)
+		}
+		m = math.Max(m, x)
+	}
+	if math.IsInf(m, -1) {
+		return 0, fmt.Errorf("smc: all x0-logits are -Inf")
+	}
+	return m, nil
+}
+
+// softmaxCDF writes the cumulative unnormalised softmax of one position's
+// logits.
+func softmaxCDF(logits, cdf []float64) error {
+	m, err := maxLogit(logits)
+	if err != nil {
+		return err
+	}
+	s := 0.0
+	for v, x := range logits {
+		s += math.Exp(x - m)
+		cdf[v] = s
+	}
+	return nil
+}
+
+// tiltedLME sets log ψ_i = log (1/φ) Σ_k exp(scale·r_ik) and r̂_i =
+// log ψ_i / scale from the φ rewards per particle r (row-major [i][k]).
+func tiltedLME(r []float64, phi int, scale float64, logPsi, rhat []float64) {
+	z := make([]float64, phi)
+	for i := range logPsi {
+		for k := range phi {
+			z[k] = scale * r[i*phi+k]
+		}
+		logPsi[i] = LogMeanExp(z)
+		rhat[i] = logPsi[i] / scale
+	}
+}
+
+// searchCDF returns the first token whose cumulative mass exceeds
+// u·total, which always has positive mass; if rounding leaves none (u·total
+// rounds up to the total) it returns the last token with positive mass.
+func searchCDF(cdf []float64, u float64) int {
+	target := u * cdf[len(cdf)-1]
+	j := sort.Search(len(cdf), func(i int) bool { return cdf[i] > target })
+	if j == len(cdf) {
+		j--
+		for j > 0 && cdf[j] == cdf[j-1] {
+			j--
+		}
+	}
+	return j
+}
+
+// ExactLookAhead is the look-ahead computed by enumeration:
+// log ψ(x_t) = log Σ_{x0} p_θ(x0 | x_t)·exp(λ·r(x0)/α), summing over every
+// completion of the masked positions under the factorised one-step
+// denoiser (the paper's "exact" option for L = 2). For an AdditiveReward the
+// sum factorises over positions; otherwise at most MaxEnum completions per
+// state are enumerated (0 means 1<<16) and larger states are an error.
+type ExactLookAhead struct {
+	MaxEnum int
+}
+
+// Name implements Twist.
+func (ExactLookAhead) Name() string { return "exact" }
+
+// Deterministic implements Twist.
+func (ExactLookAhead) Deterministic() bool { return true }
+
+// Differentiable implements Twist.
+func (ExactLookAhead) Differentiable() bool { return false }
+
+// Eval implements Twist.
+func (e ExactLookAhead) Eval(_ *rand.Rand, env *Env, x []int, ev []float64, t, lambda float64, logPsi, rhat, _ []float64) error {
+	L, V := env.L, env.V
+	W := env.Target.Base.Width()
+	scale := lambda / env.Target.Alpha
+	lp := make([]float64, L*V)
+	add, isAdd := env.Target.Reward.(AdditiveReward)
+	var terms [][]float64
+	if isAdd {
+		terms = add.Terms()
+		if len(terms) != L {
+			return fmt.Errorf("smc: additive reward has %d position terms, want L = %d", len(terms), L)
+		}
+	}
+	maxEnum := e.MaxEnum
+	if maxEnum <= 0 {
+		maxEnum = 1 << 16
+	}
+	for i := range logPsi {
+		xi := x[i*L : (i+1)*L]
+		logits := env.Target.Base.X0Logits(ev[i*W : (i+1)*W])
+		var masked []int
+		for l, v := range xi {
+			if v == V {
+				masked = append(masked, l)
+				if err := logSoftmax(logits[l*V:(l+1)*V], lp[l*V:(l+1)*V]); err != nil {
+					return fmt.Errorf("%w (particle %d, position %d)", err, i, l)
+				}
+			}
+		}
+		if isAdd {
+			s := 0.0
+			z := make([]float64, V)
+			for l, v := range xi {
+				if len(terms[l]) != V {
+					return fmt.Errorf("smc: additive reward position %d has %d terms, want V = %d", l, len(terms[l]), V)
+				}
+				if v != V {
+					s += scale * terms[l][v]
+					continue
+				}
+				for u := range V {
+					z[u] = lp[l*V+u] + scale*terms[l][u]
+				}
+				s += LogSumExp(z)
+			}
+			if math.IsNaN(s) || math.IsInf(s, 1) {
+				return fmt.Errorf("smc: exact look-ahead of particle %d is %v (reward terms must be finite or -Inf)", i, s)
+			}
+			logPsi[i] = s
+			rhat[i] = s / scale
+			continue
+		}
+		count := 1
+		for range masked {
+			if count > maxEnum/V {
+				return fmt.Errorf("smc: exact look-ahead of particle %d needs %d^%d completions, more than max_enum = %d",
+					i, V, len(masked), maxEnum)
+			}
+			count *= V
+		}
+		x0 := make([]int, count*L)
+		logp := make([]float64, count)
+		for c := range count {
+			row := x0[c*L : (c+1)*L]
+			copy(row, xi)
+			rest, lpc := c, 0.0
+			for _, l := range masked {
+				u := rest % V
+				rest /= V
+				row[l] = u
+				lpc += lp[l*V+u]
+			}
+			logp[c] = lpc
+		}
+		r := make([]float64, count)
+		if err := env.rewards(x0, r, "exact look-ahead completion"); err != nil {
+			return err
+		}
+		for c := range count {
+			logp[c] += scale * r[c]
+		}
+		logPsi[i] = LogSumExp(logp)
+		rhat[i] = logPsi[i] / scale
+	}
+	return nil
+}
+
+// logSoftmax writes log softmax(logits), rejecting NaN, +Inf and all −Inf.
+func logSoftmax(logits, out []float64) error {
+	m, err := maxLogit(logits)
+	if err != nil {
+		return err
+	}
+	s := 0.0
+	for _, x := range logits {
+		s += math.Exp(x - m)
+	}
+	lse := m + math.Log(s)
+	for v, x := range logits {
+		out[v] = x - lse
+	}
+	return nil
+}
+
+// GradLookAhead is the differentiable look-ahead used by the gradient
+// proposal (paper.md §3.2): φ straight-through Gumbel samples from a
+// Gorgonia graph (LookAheadGrad, one instance per worker), giving log ψ
+// and ∇_{onehot(x_t)} r̂. The engine draws the Gumbel noise from its own
+// RNG, so results do not depend on the number of workers.
+type GradLookAhead struct {
+	Pool []LookAheadGrad
+}
+
+// Name implements Twist.
+func (g GradLookAhead) Name() string {
+	if len(g.Pool) == 0 {
+		return "grad"
+	}
+	return fmt.Sprintf("grad(phi=%d)", g.Pool[0].Phi())
+}
+
+// Deterministic implements Twist.
+func (GradLookAhead) Deterministic() bool { return false }
+
+// Differentiable implements Twist.
+func (GradLookAhead) Differentiable() bool { return true }
+
+// check validates the pool against the run's shape.
+func (g GradLookAhead) check(L, V int) error {
+	if len(g.Pool) == 0 || g.Pool[0] == nil {
+		return fmt.Errorf("smc: gradient look-ahead has no LookAheadGrad")
+	}
+	B, phi := g.Pool[0].Batch(), g.Pool[0].Phi()
+	for i, p := range g.Pool {
+		if p == nil {
+			return fmt.Errorf("smc: gradient look-ahead %d is nil", i)
+		}
+		if l, v := p.Shape(); l != L || v != V {
+			return fmt.Errorf("smc: gradient look-ahead %d has shape L=%d V=%d, want L=%d V=%d", i, l, v, L, V)
+		}
+		if p.Batch() != B || p.Phi() != phi || B < 1 || phi < 1 {
+			return fmt.Errorf("smc: gradient look-ahead %d has batch %d phi %d, want %d and %d (positive)", i, p.Batch(), p.Phi(), B, phi)
+		}
+	}
+	return nil
+}
+
+// Eval implements Twist.
+func (g GradLookAhead) Eval(rng *rand.Rand, env *Env, x []int, _ []float64, t, lambda float64, logPsi, rhat, grad []float64) error {
+	L, V := env.L, env.V
+	if err := g.check(L, V); err != nil {
+		return err
+	}
+	n := len(logPsi)
+	B, phi := g.Pool[0].Batch(), g.Pool[0].Phi()
+	if len(grad) != n*L*(V+1) {
+		return fmt.Errorf("smc: gradient buffer has length %d, want %d", len(grad), n*L*(V+1))
+	}
+	noise := make([]float64, n*phi*L*V)
+	for i := range noise {
+		noise[i] = -math.Log(-math.Log(openUnit(rng)))
+	}
+	scale := lambda / env.Target.Alpha
+	r := make([]float64, n*phi)
+	workers := max(1, min(env.Workers, len(g.Pool)))
+	type scratch struct {
+		x                   []int
+		noise, lg, rw, grad []float64
+	}
+	sc := make([]scratch, workers)
+	for w := range sc {
+		sc[w] = scratch{make([]int, B*L), make([]float64, B*phi*L*V), make([]float64, B*L*V), make([]float64, B*phi), make([]float64, B*L*(V+1))}
+	}
+	err := forChunks(n, B, workers, func(w, start, count int) error {
+		s := sc[w]
+		copy(s.x, x[start*L:(start+count)*L])
+		for i := count * L; i < len(s.x); i++ {
+			s.x[i] = V
+		}
+		clear(s.noise)
+		copy(s.noise, noise[start*phi*L*V:(start+count)*phi*L*V])
+		if err := g.Pool[w].ValueGrad(s.x, t, scale, s.noise, s.lg, s.rw, s.grad); err != nil {
+			return fmt.Errorf("smc: gradient look-ahead: %w", err)
+		}
+		copy(r[start*phi:(start+count)*phi], s.rw[:count*phi])
+		copy(grad[start*L*(V+1):(start+count)*L*(V+1)], s.grad[:count*L*(V+1)])
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	if err := checkRewards(r, "look-ahead sample"); err != nil {
+		return err
+	}
+	for i, v := range grad {
+		if math.IsNaN(v) || math.IsInf(v, 0) {
+			return fmt.Errorf("smc: look-ahead gradient of particle %d is %v", i/(L*(V+1)), v)
+		}
+	}
+	tiltedLME(r, phi, scale, logPsi, rhat)
+	return nil
+}
+
+// openUnit returns a uniform draw in (0, 1).
+func openUnit(rng *rand.Rand) float64 {
+	for {
+		if u := rng.Float64(); u > 0 {
+			return u
+		}
+	}
+}
