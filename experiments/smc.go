@@ -51,6 +51,15 @@ type SMCConfig struct {
 	Workers int    `toml:"workers"`  // goroutines (results do not depend on it)
 	Batch   int    `toml:"batch"`    // sequences per denoiser call
 	Seed    uint64 `toml:"seed"`     // run seed
+	Dir     string `toml:"dir"`      // output directory of the run (default <out>/smc)
+}
+
+// OutDir returns where RunSMC writes: smc.dir, or <out>/smc.
+func (c *Config) OutDir() string {
+	if c.SMC.Dir != "" {
+		return c.SMC.Dir
+	}
+	return filepath.Join(c.Out, "smc")
 }
 
 // DefaultSMC is the paper's synthetic setting (§6(a1)): α = 1, N = 2000,
@@ -294,7 +303,7 @@ func BuildSampler(cfg Config, task *Task, m *graph.Model) (*smc.Sampler, smc.Tar
 
 // RunSMC runs the config's [smc] setting on its trained denoiser and
 // writes smc_samples.csv, smc_summary.json, smc_trace.csv and
-// smc_trace.jsonl to cfg.Out. For the GMM tasks it also compares with the
+// smc_trace.jsonl to cfg.OutDir(). For the GMM tasks it also compares with the
 // exactly enumerated model target.
 func RunSMC(cfg Config, log io.Writer) (*SMCRun, error) {
 	task, err := loadReference(cfg.Data)
@@ -330,7 +339,7 @@ func RunSMC(cfg Config, log io.Writer) (*SMCRun, error) {
 	if err := smc.WriteTraceJSONL(strings.TrimSuffix(rep.TracePath, ".csv")+".jsonl", res.Trace); err != nil {
 		return nil, err
 	}
-	if err := writeJSON(filepath.Join(cfg.Out, "smc_summary.json"), rep); err != nil {
+	if err := writeJSON(filepath.Join(cfg.OutDir(), "smc_summary.json"), rep); err != nil {
 		return nil, err
 	}
 	fmt.Fprintf(log, "done in %.1fs: reward mean %.4f (max %.4f) over %d outputs; ESS/N min %.3f mean %.3f; %d resamples; log Ẑ %.4f\n",
@@ -352,7 +361,7 @@ func summarise(cfg Config, res *smc.Result, T int) *SMCReport {
 		WallSeconds: res.WallSeconds, BLAS: graph.BLAS(), Workers: sc.Workers,
 		ExactLogZ: math.NaN(), LogZError: math.NaN(), TVExact: math.NaN(), TVExactW: math.NaN(),
 		ExactReward: math.NaN(), ModelReward: math.NaN(), DataTiltedRew: math.NaN(),
-		SamplesPath: filepath.Join(cfg.Out, "smc_samples.csv"), TracePath: filepath.Join(cfg.Out, "smc_trace.csv")}
+		SamplesPath: filepath.Join(cfg.OutDir(), "smc_samples.csv"), TracePath: filepath.Join(cfg.OutDir(), "smc_trace.csv")}
 	r := res.SampleReward
 	rep.Outputs = len(r)
 	rep.RewardMin, rep.RewardMax = math.Inf(1), math.Inf(-1)

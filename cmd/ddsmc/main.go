@@ -179,7 +179,7 @@ func cmdSample(args []string, stdout, stderr io.Writer) error {
 }
 
 func cmdSMC(args []string, stdout, stderr io.Writer) error {
-	cfg, stop, err := parseRun("smc", "Loads <out>/denoiser.ckpt and runs the config's [smc] setting on the reward-tilted\ntarget p(x0)·exp(r(x0)/alpha): SMC with the reverse, locally optimal or gradient\nproposal, or a baseline (bon, prop-grad, plain). Writes <out>/smc_samples.csv,\nsmc_summary.json, smc_trace.csv and smc_trace.jsonl.", args, stderr)
+	cfg, stop, err := parseRun("smc", "Loads <out>/denoiser.ckpt and runs the config's [smc] setting on the reward-tilted\ntarget p(x0)·exp(r(x0)/alpha): SMC with the reverse, locally optimal or gradient\nproposal, or a baseline (bon, prop-grad, plain). Writes smc_samples.csv,\nsmc_summary.json, smc_trace.csv and smc_trace.jsonl to smc.dir (default <out>/smc).", args, stderr)
 	if err != nil {
 		return err
 	}
