@@ -21,10 +21,18 @@ func forChunks(n, chunk, workers int, f func(w, start, count int) error) error {
 	}
 	chunks := (n + chunk - 1) / chunk
 	workers = max(1, min(workers, chunks))
+	run := func(w, c int) (err error) {
+		defer func() {
+			if r := recover(); r != nil {
+				err = fmt.Errorf("smc: worker %d panicked on rows %d..: %v", w, c*chunk, r)
+			}
+		}()
+		start := c * chunk
+		return f(w, start, min(chunk, n-start))
+	}
 	if workers == 1 {
 		for c := range chunks {
-			start := c * chunk
-			if err := f(0, start, min(chunk, n-start)); err != nil {
+			if err := run(0, c); err != nil {
 				return err
 			}
 		}
@@ -41,14 +49,8 @@ func forChunks(n, chunk, workers int, f func(w, start, count int) error) error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			defer func() {
-				if r := recover(); r != nil {
-					errs[0] = fmt.Errorf("smc: worker %d panicked: %v", w, r)
-				}
-			}()
 			for c := range next {
-				start := c * chunk
-				errs[c] = f(w, start, min(chunk, n-start))
+				errs[c] = run(w, c)
 			}
 		}()
 	}
