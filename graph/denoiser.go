@@ -47,7 +47,10 @@ func New(cfg Config) (*Model, error) {
 	}
 	m := &Model{Cfg: cfg, Store: s, fwd: map[int]*compiled{}, grad: map[int]*compiled{}}
 	// Building once creates every parameter in the store.
-	if _, err := Build(cfg, layers.NewCtx(s, false), 1); err != nil {
+	unlock := LockBuild()
+	_, err = Build(cfg, layers.NewCtx(s, false), 1)
+	unlock()
+	if err != nil {
 		return nil, err
 	}
 	return m, nil
@@ -89,6 +92,15 @@ func (m *Model) Invalidate() {
 // graphMu guards graph construction: Gorgonia's global node counters race
 // when graphs are built concurrently.
 var graphMu sync.Mutex
+
+// LockBuild takes the package's graph-construction lock and returns its
+// unlock function. Code outside graph that builds Gorgonia graphs (e.g.
+// objectives.LookAhead) must hold it, so that no two graphs are ever built
+// at once anywhere in the process: Gorgonia's global counters race.
+func LockBuild() (unlock func()) {
+	graphMu.Lock()
+	return graphMu.Unlock
+}
 
 func (m *Model) program(B int, withGrad bool) (*compiled, error) {
 	cache := m.fwd

@@ -5,7 +5,6 @@ import (
 	"hash"
 	"hash/fnv"
 	"math"
-	"sync"
 
 	"github.com/chewxy/hm"
 	G "gorgonia.org/gorgonia"
@@ -171,10 +170,6 @@ type LookAhead struct {
 
 var _ smc.LookAheadGrad = (*LookAhead)(nil)
 
-// buildMu serialises graph construction: Gorgonia's global counters race
-// when graphs are built concurrently.
-var buildMu sync.Mutex
-
 // NewLookAhead compiles the look-ahead graph for model m (its denoiser,
 // sharing m's parameters) and reward r.
 func NewLookAhead(m *graph.Model, r RewardGraph, cfg LookAheadConfig) (*LookAhead, error) {
@@ -193,8 +188,8 @@ func NewLookAhead(m *graph.Model, r RewardGraph, cfg LookAheadConfig) (*LookAhea
 		return nil, fmt.Errorf("objectives: reward shape (L=%d, V=%d) does not match model shape (L=%d, V=%d)", rl, rv, L, V)
 	}
 	la := &LookAhead{model: m, reward: r, cfg: cfg, L: L, V: V, tvec: make([]float64, cfg.Batch)}
-	buildMu.Lock()
-	defer buildMu.Unlock()
+	unlock := graph.LockBuild() // Gorgonia's global counters race when graphs are built concurrently
+	defer unlock()
 	if err := la.build(); err != nil {
 		return nil, err
 	}
@@ -340,9 +335,7 @@ func (la *LookAhead) Config() LookAheadConfig { return la.cfg }
 // seen by the clone) and the same reward graph. Clones may run in parallel
 // goroutines.
 func (la *LookAhead) Clone() (*LookAhead, error) {
-	buildMu.Lock()
 	m, err := la.model.Clone()
-	buildMu.Unlock()
 	if err != nil {
 		return nil, err
 	}
