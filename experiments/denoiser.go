@@ -10,7 +10,9 @@ import (
 	"math"
 	"math/rand/v2"
 	"path/filepath"
+	"reflect"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/ddsmc/ddsmc/diffusion"
@@ -300,8 +302,41 @@ func sanitise(v any) any {
 		c := *r
 		c.TVExact, c.ExactReward = finiteOr(c.TVExact), finiteOr(c.ExactReward)
 		return c
+	case *SMCReport:
+		return nullNonFinite(r)
 	}
 	return v
+}
+
+// nullNonFinite turns a struct (or pointer to one) into a map keyed by the
+// fields' JSON names in which NaN and ±Inf float64 fields are null (JSON
+// has no non-finite numbers).
+func nullNonFinite(v any) any {
+	rv := reflect.Indirect(reflect.ValueOf(v))
+	if rv.Kind() != reflect.Struct {
+		return v
+	}
+	out := map[string]any{}
+	rt := rv.Type()
+	for i := range rt.NumField() {
+		f := rt.Field(i)
+		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+		if !f.IsExported() || name == "-" {
+			continue
+		}
+		if name == "" {
+			name = f.Name
+		}
+		fv := rv.Field(i)
+		if fv.Kind() == reflect.Float64 {
+			if x := fv.Float(); math.IsNaN(x) || math.IsInf(x, 0) {
+				out[name] = nil
+				continue
+			}
+		}
+		out[name] = fv.Interface()
+	}
+	return out
 }
 
 // finiteOr maps NaN/Inf to -1, the "not computed" marker in summaries.

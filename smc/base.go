@@ -53,6 +53,7 @@ type Reverse struct {
 	pool  *denoiserPool
 	l, v  int
 	width int
+	cache *logitCache // nil unless the denoisers are time-independent
 }
 
 // NewReverse returns the reverse-kernel base for kernel k and one denoiser
@@ -66,7 +67,28 @@ func NewReverse(k diffusion.Kernel, dens []diffusion.Denoiser, batch int) (*Reve
 	if err != nil {
 		return nil, err
 	}
-	return &Reverse{k: k, pool: p, l: p.l, v: p.v, width: p.l * p.v}, nil
+	r := &Reverse{k: k, pool: p, l: p.l, v: p.v, width: p.l * p.v}
+	if MaxCachedStates > 0 && allTimeIndependent(dens) {
+		r.cache = newLogitCache(p, MaxCachedStates)
+	}
+	return r, nil
+}
+
+// MaxCachedStates bounds the per-base cache of x0-logits kept for
+// time-independent denoisers (states beyond it are evaluated every time);
+// 0 disables the cache for bases built afterwards.
+var MaxCachedStates = 1 << 16
+
+// allTimeIndependent reports whether every denoiser declares
+// diffusion.TimeIndependent, so that a state's logits can be reused.
+func allTimeIndependent(dens []diffusion.Denoiser) bool {
+	for _, d := range dens {
+		ti, ok := d.(diffusion.TimeIndependent)
+		if !ok || !ti.TimeIndependent() {
+			return false
+		}
+	}
+	return true
 }
 
 // Shape implements Base.
@@ -75,8 +97,14 @@ func (r *Reverse) Shape() (int, int) { return r.l, r.v }
 // Width implements Base: the L·V x0-logits.
 func (r *Reverse) Width() int { return r.width }
 
-// Eval implements Base.
+// Eval implements Base. With time-independent denoisers a state's logits
+// are computed once and then reused (the particles of an SMC run revisit
+// few distinct states, and the locally optimal proposal evaluates the same
+// candidates at every step).
 func (r *Reverse) Eval(x []int, t float64, out []float64, workers int) error {
+	if r.cache != nil {
+		return r.cache.logits(x, t, out, workers)
+	}
 	return r.pool.logits(x, t, out, workers)
 }
 
@@ -308,4 +336,57 @@ func (p *denoiserPool) logits(x []int, t float64, out []float64, workers int) er
 		copy(out[start*L*V:(start+count)*L*V], ob[:count*L*V])
 		return nil
 	})
+}
+
+// logitCache memoises x0-logits by state for time-independent denoisers.
+// Misses are evaluated together, in the order they first appear, so the
+// cache's contents do not depend on the number of workers.
+type logitCache struct {
+	pool *denoiserPool
+	max  int
+	m    map[string][]float64
+}
+
+func newLogitCache(p *denoiserPool, max int) *logitCache {
+	return &logitCache{pool: p, max: max, m: map[string][]float64{}}
+}
+
+func (c *logitCache) logits(x []int, t float64, out []float64, workers int) error {
+	L, V := c.pool.l, c.pool.v
+	if len(x)%L != 0 || len(out) != len(x)/L*L*V {
+		return fmt.Errorf("smc: logits for %d tokens into %d values (L=%d, V=%d)", len(x), len(out), L, V)
+	}
+	n := len(x) / L
+	var missX []int         // distinct missing states, in order of first appearance
+	var missRows []int      // rows that missed
+	pos := map[string]int{} // missing state → its index in missX
+	keys := make([]string, n)
+	for i := range n {
+		k := stateKey(x[i*L : (i+1)*L])
+		keys[i] = k
+		if v, ok := c.m[k]; ok {
+			copy(out[i*L*V:(i+1)*L*V], v)
+			continue
+		}
+		if _, ok := pos[k]; !ok {
+			pos[k] = len(missX) / L
+			missX = append(missX, x[i*L:(i+1)*L]...)
+		}
+		missRows = append(missRows, i)
+	}
+	if len(missRows) == 0 {
+		return nil
+	}
+	ml := make([]float64, len(missX)*V)
+	if err := c.pool.logits(missX, t, ml, workers); err != nil {
+		return err
+	}
+	for _, i := range missRows {
+		j := pos[keys[i]]
+		copy(out[i*L*V:(i+1)*L*V], ml[j*L*V:(j+1)*L*V])
+	}
+	for j := 0; j < len(missX)/L && len(c.m) < c.max; j++ {
+		c.m[stateKey(missX[j*L:(j+1)*L])] = ml[j*L*V : (j+1)*L*V]
+	}
+	return nil
 }

@@ -1,0 +1,641 @@
+package experiments
+
+import (
+	"bufio"
+	"bytes"
+	"crypto/sha256"
+	"encoding/csv"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"math"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/BurntSushi/toml"
+
+	"github.com/ddsmc/ddsmc/configs"
+	"github.com/ddsmc/ddsmc/internal/atomicfile"
+)
+
+// SweepConfig is a sweep file: a base experiment (the denoiser and its
+// task), fixed [smc] settings, named variants (bundles of [smc] settings,
+// e.g. one per method) and a [sweep] table of lists whose Cartesian
+// product is run Repeats times with seeds Seed, Seed+1, … (the same seeds
+// for every point, so methods are compared on common random numbers).
+type SweepConfig struct {
+	Name       string                    `toml:"name"`
+	Base       string                    `toml:"base"`        // built-in config name or TOML path of the denoiser experiment
+	AutoTrain  bool                      `toml:"auto_train"`  // train the base denoiser if its checkpoint is missing
+	Repeats    int                       `toml:"repeats"`     // R seeded repeats per point
+	Workers    int                       `toml:"workers"`     // runs in parallel
+	Seed       uint64                    `toml:"seed"`        // seed of repeat 0
+	EMDSamples int                       `toml:"emd_samples"` // points per side of the EMD (paper: 500)
+	SMC        map[string]any            `toml:"smc"`         // fixed [smc] settings
+	Variants   map[string]map[string]any `toml:"variants"`    // named bundles of [smc] settings
+	// Sweep is the [sweep] table of lists ([smc] keys or "variant"), or an
+	// array of such tables ([[sweep]]) whose products are concatenated,
+	// for ablations whose lists differ by method.
+	Sweep any `toml:"sweep"`
+
+	base   Config   // the resolved base experiment
+	blocks [][]axis // each block's swept settings, "variant" first, then sorted
+	cols   []string // union of the blocks' keys, "variant" first
+}
+
+// axis is one swept setting and its values.
+type axis struct {
+	Key    string
+	Values []any
+}
+
+// Point is one setting of the swept values with its resolved [smc] table.
+type Point struct {
+	Index    int               `json:"index"`
+	Settings map[string]string `json:"settings"` // swept key → value, as written in results.csv
+	SMC      SMCConfig         `json:"smc"`
+}
+
+// LoadSweep reads and validates a sweep file (a path, or the name of a
+// built-in sweep config).
+func LoadSweep(arg string) (*SweepConfig, error) {
+	b, err := SweepText(arg)
+	if err != nil {
+		return nil, fmt.Errorf("experiments: sweep config: %w", err)
+	}
+	return ParseSweep(arg, b)
+}
+
+// SweepText returns the text of a sweep file or built-in sweep config.
+func SweepText(arg string) ([]byte, error) {
+	if _, statErr := os.Stat(arg); statErr == nil || strings.ContainsAny(arg, `/\`) || strings.HasSuffix(arg, ".toml") {
+		return os.ReadFile(arg)
+	}
+	return configs.Get(arg)
+}
+
+// ParseSweep decodes a sweep file strictly and resolves every point, so
+// an unknown setting, an empty list or a bad value is reported before
+// anything runs.
+func ParseSweep(name string, b []byte) (*SweepConfig, error) {
+	sc := &SweepConfig{AutoTrain: true, Repeats: 1, Workers: 2, Seed: 1, EMDSamples: 500}
+	md, err := toml.NewDecoder(bytes.NewReader(b)).Decode(sc)
+	if err != nil {
+		return nil, fmt.Errorf("experiments: sweep %s: %w", name, err)
+	}
+	var unknown []string
+	for _, k := range md.Undecoded() {
+		if len(k) > 0 && k[0] == "sweep" {
+			continue // decoded into an interface value; checked by resolve
+		}
+		unknown = append(unknown, k.String())
+	}
+	if len(unknown) > 0 {
+		sort.Strings(unknown)
+		return nil, fmt.Errorf("experiments: sweep %s: unknown key %s", name, strings.Join(unknown, ", "))
+	}
+	if err := sc.resolve(); err != nil {
+		return nil, fmt.Errorf("experiments: sweep %s: %w", name, err)
+	}
+	return sc, nil
+}
+
+// resolve validates the sweep and the base experiment.
+func (sc *SweepConfig) resolve() error {
+	switch {
+	case sc.Name == "" || strings.ContainsAny(sc.Name, `/\`):
+		return fmt.Errorf("name = %q: must be a non-empty file-name-safe string", sc.Name)
+	case sc.Base == "":
+		return fmt.Errorf("base: name the denoiser experiment (a built-in config such as gmm1, or a TOML path)")
+	case sc.Repeats < 1:
+		return fmt.Errorf("repeats = %d: must be >= 1", sc.Repeats)
+	case sc.Workers < 1:
+		return fmt.Errorf("workers = %d: must be >= 1", sc.Workers)
+	case sc.EMDSamples < 1:
+		return fmt.Errorf("emd_samples = %d: must be >= 1", sc.EMDSamples)
+	}
+	var b []byte
+	var err error
+	if _, statErr := os.Stat(sc.Base); statErr == nil || strings.HasSuffix(sc.Base, ".toml") {
+		b, err = os.ReadFile(sc.Base)
+	} else {
+		b, err = configs.Get(sc.Base)
+	}
+	if err != nil {
+		return fmt.Errorf("base = %q: %w", sc.Base, err)
+	}
+	if sc.base, err = Parse(sc.Base, b); err != nil {
+		return err
+	}
+	var tables []map[string]any
+	switch sw := sc.Sweep.(type) {
+	case nil:
+		tables = []map[string]any{{}}
+	case map[string]any:
+		tables = []map[string]any{sw}
+	case []map[string]any:
+		tables = sw
+	case []any:
+		for _, t := range sw {
+			m, ok := t.(map[string]any)
+			if !ok {
+				return fmt.Errorf("sweep: want a table of lists or an array of tables, got %T", t)
+			}
+			tables = append(tables, m)
+		}
+	default:
+		return fmt.Errorf("sweep: want a table of lists or an array of tables, got %T", sc.Sweep)
+	}
+	if len(tables) == 0 {
+		return fmt.Errorf("sweep: empty array of tables")
+	}
+	sc.blocks, sc.cols = nil, nil
+	seen := map[string]bool{}
+	usesVariant := false
+	for bi, t := range tables {
+		keys := make([]string, 0, len(t))
+		for k := range t {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		var axes []axis
+		for _, k := range append([]string{"variant"}, keys...) {
+			raw, ok := t[k]
+			if !ok || (k == "variant" && len(axes) > 0) {
+				continue
+			}
+			vs, ok := raw.([]any)
+			if !ok {
+				return fmt.Errorf("sweep.%s: want a list of values, got %v", k, raw)
+			}
+			if len(vs) == 0 {
+				return fmt.Errorf("sweep.%s is an empty list", k)
+			}
+			if k == "variant" {
+				usesVariant = true
+				for _, v := range vs {
+					name, ok := v.(string)
+					if !ok {
+						return fmt.Errorf("sweep.variant: %v is not a variant name", v)
+					}
+					if _, ok := sc.Variants[name]; !ok {
+						return fmt.Errorf("sweep.variant: unknown variant %q (defined: %s)", name, strings.Join(sortedNames(sc.Variants), ", "))
+					}
+				}
+			}
+			axes = append(axes, axis{k, vs})
+		}
+		if len(axes) == 0 && len(tables) > 1 {
+			return fmt.Errorf("sweep block %d has no lists", bi+1)
+		}
+		sc.blocks = append(sc.blocks, axes)
+		for _, a := range axes {
+			if !seen[a.Key] {
+				seen[a.Key] = true
+				sc.cols = append(sc.cols, a.Key)
+			}
+		}
+	}
+	sort.SliceStable(sc.cols, func(i, j int) bool {
+		if (sc.cols[i] == "variant") != (sc.cols[j] == "variant") {
+			return sc.cols[i] == "variant"
+		}
+		return sc.cols[i] < sc.cols[j]
+	})
+	if !usesVariant && len(sc.Variants) > 0 {
+		return fmt.Errorf("variants are defined but not swept: add sweep.variant = [%q, ...]", sortedNames(sc.Variants)[0])
+	}
+	_, err = sc.Points()
+	return err
+}
+
+func sortedNames(m map[string]map[string]any) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// Points expands each block's Cartesian product (the first axis varies
+// slowest), concatenates the blocks, and resolves each point's [smc] table.
+func (sc *SweepConfig) Points() ([]Point, error) {
+	var pts []Point
+	for _, axes := range sc.blocks {
+		n := 1
+		for _, a := range axes {
+			n *= len(a.Values)
+		}
+		idx := make([]int, len(axes))
+		for p := range n {
+			rest := p
+			for i := len(axes) - 1; i >= 0; i-- {
+				idx[i] = rest % len(axes[i].Values)
+				rest /= len(axes[i].Values)
+			}
+			merged := map[string]any{}
+			for k, v := range sc.SMC {
+				merged[k] = v
+			}
+			defined := map[string]bool{}
+			settings := map[string]string{}
+			for i, a := range axes {
+				v := a.Values[idx[i]]
+				settings[a.Key] = fmt.Sprint(v)
+				if a.Key == "variant" {
+					for k, vv := range sc.Variants[v.(string)] {
+						merged[k] = vv
+						defined[k] = true
+					}
+				}
+			}
+			for i, a := range axes {
+				if a.Key != "variant" {
+					merged[a.Key] = a.Values[idx[i]]
+					defined[a.Key] = true
+				}
+			}
+			smcCfg, err := resolveSMC(merged, defined)
+			if err != nil {
+				return nil, fmt.Errorf("point %s: %w", describe(settings), err)
+			}
+			pts = append(pts, Point{Index: len(pts), Settings: settings, SMC: smcCfg})
+		}
+	}
+	return pts, nil
+}
+
+// describe formats swept settings for messages.
+func describe(s map[string]string) string {
+	keys := make([]string, 0, len(s))
+	for k := range s {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	parts := make([]string, len(keys))
+	for i, k := range keys {
+		parts[i] = k + "=" + s[k]
+	}
+	return strings.Join(parts, " ")
+}
+
+// resolveSMC decodes a merged [smc] table strictly onto DefaultSMC and
+// applies the method presets, which override settings not set by the
+// variant or the sweep (defined).
+func resolveSMC(merged map[string]any, defined map[string]bool) (SMCConfig, error) {
+	c := DefaultSMC()
+	method := "smc"
+	if m, ok := merged["method"].(string); ok {
+		method = m
+	}
+	var buf bytes.Buffer
+	if err := toml.NewEncoder(&buf).Encode(merged); err != nil {
+		return c, fmt.Errorf("smc settings: %w", err)
+	}
+	md, err := toml.NewDecoder(&buf).Decode(&c)
+	if err != nil {
+		return c, fmt.Errorf("smc settings: %w", err)
+	}
+	if und := md.Undecoded(); len(und) > 0 {
+		keys := make([]string, len(und))
+		for i, k := range und {
+			keys[i] = "smc." + k.String()
+		}
+		sort.Strings(keys)
+		return c, fmt.Errorf("unknown setting %s", strings.Join(keys, ", "))
+	}
+	if method == "target" {
+		c.Method = "smc" // validated as a plain run; RunPoint draws from the target instead
+		if err := c.Validate(); err != nil {
+			return c, err
+		}
+		c.Method = "target"
+		return c, nil
+	}
+	if err := c.applyMethod(func(k string) bool { return defined[k] }); err != nil {
+		return c, err
+	}
+	return c, c.Validate()
+}
+
+// Fingerprint identifies the sweep's content: an output directory holding
+// another fingerprint belongs to a different sweep.
+func (sc *SweepConfig) Fingerprint() (string, error) {
+	pts, err := sc.Points()
+	if err != nil {
+		return "", err
+	}
+	b, err := json.Marshal(struct {
+		Name    string
+		Base    Config
+		Repeats int
+		Seed    uint64
+		EMD     int
+		Points  []Point
+	}{sc.Name, sc.base, sc.Repeats, sc.Seed, sc.EMDSamples, pts})
+	if err != nil {
+		return "", err
+	}
+	h := sha256.Sum256(b)
+	return hex.EncodeToString(h[:]), nil
+}
+
+// Columns returns the swept settings in column order.
+func (sc *SweepConfig) Columns() []string { return append([]string(nil), sc.cols...) }
+
+// MetricColumns are the result columns after the swept settings, repeat and seed.
+var MetricColumns = []string{"reward_mean", "reward_max", "ess_min", "ess_mean", "resamples", "log_z", "wall_s",
+	"outputs", "diversity", "emd", "emd_model", "tv_exact", "tv_weighted", "exact_log_z", "log_z_error"}
+
+// RunRecord is one finished run: its point, repeat, seed and metrics.
+type RunRecord struct {
+	Point   int                `json:"point"`
+	Repeat  int                `json:"repeat"`
+	Seed    uint64             `json:"seed"`
+	Setting map[string]string  `json:"settings"`
+	Metrics map[string]float64 `json:"metrics"`
+}
+
+// MarshalJSON writes non-finite metrics as the strings "NaN", "+Inf" and
+// "-Inf" (JSON has no such numbers), so a record reads back exactly.
+func (r RunRecord) MarshalJSON() ([]byte, error) {
+	type plain RunRecord
+	m := map[string]any{}
+	for k, v := range r.Metrics {
+		switch {
+		case math.IsNaN(v):
+			m[k] = "NaN"
+		case math.IsInf(v, 1):
+			m[k] = "+Inf"
+		case math.IsInf(v, -1):
+			m[k] = "-Inf"
+		default:
+			m[k] = v
+		}
+	}
+	return json.Marshal(struct {
+		plain
+		Metrics map[string]any `json:"metrics"`
+	}{plain(r), m})
+}
+
+// UnmarshalJSON reads what MarshalJSON writes.
+func (r *RunRecord) UnmarshalJSON(b []byte) error {
+	type plain RunRecord
+	var aux struct {
+		plain
+		Metrics map[string]any `json:"metrics"`
+	}
+	if err := json.Unmarshal(b, &aux); err != nil {
+		return err
+	}
+	*r = RunRecord(aux.plain)
+	r.Metrics = map[string]float64{}
+	for k, v := range aux.Metrics {
+		switch x := v.(type) {
+		case float64:
+			r.Metrics[k] = x
+		case string:
+			f, err := strconv.ParseFloat(x, 64)
+			if err != nil {
+				return fmt.Errorf("metric %s: %w", k, err)
+			}
+			r.Metrics[k] = f
+		default:
+			return fmt.Errorf("metric %s: unexpected %v", k, v)
+		}
+	}
+	return nil
+}
+
+// sweepMeta is DIR/sweep.json.
+type sweepMeta struct {
+	Name        string   `json:"name"`
+	Data        string   `json:"data"`
+	Fingerprint string   `json:"fingerprint"`
+	Commit      string   `json:"commit"`
+	Columns     []string `json:"columns"`
+	Points      []Point  `json:"points"`
+	Repeats     int      `json:"repeats"`
+	Seed        uint64   `json:"seed"`
+	Checkpoint  string   `json:"checkpoint"`
+	Created     string   `json:"created"`
+}
+
+// gitCommit returns the current commit, or "unknown".
+func gitCommit() string {
+	out, err := exec.Command("git", "rev-parse", "HEAD").Output()
+	if err != nil {
+		return "unknown"
+	}
+	c := strings.TrimSpace(string(out))
+	if st, err := exec.Command("git", "status", "--porcelain", "--untracked-files=no").Output(); err == nil && len(bytes.TrimSpace(st)) > 0 {
+		c += "-dirty"
+	}
+	return c
+}
+
+// RunSweep runs every (point, repeat) of the sweep that dir does not
+// already hold, writing DIR/sweep.json and DIR/sweep.toml (the resolved
+// configuration and the git commit), DIR/runs/<point>-<repeat>/ (record
+// and trace) and DIR/results.csv, rewritten atomically after every
+// finished run. It is resumable: re-running skips finished runs, so a
+// killed sweep loses at most the runs in flight and never duplicates a
+// row. A dir holding a different sweep is refused. raw is the sweep file's
+// text, copied for the record.
+func RunSweep(sc *SweepConfig, raw []byte, dir string, log io.Writer) ([]RunRecord, error) {
+	fp, err := sc.Fingerprint()
+	if err != nil {
+		return nil, err
+	}
+	pts, _ := sc.Points()
+	metaPath := filepath.Join(dir, "sweep.json")
+	if b, err := os.ReadFile(metaPath); err == nil {
+		var old sweepMeta
+		if err := json.Unmarshal(b, &old); err != nil {
+			return nil, fmt.Errorf("experiments: %s is not a sweep record: %w", metaPath, err)
+		}
+		if old.Fingerprint != fp {
+			return nil, fmt.Errorf("experiments: %s holds the results of a different sweep (%q, fingerprint %.12s; this is %q, %.12s): use another --out, or delete it", dir, old.Name, old.Fingerprint, sc.Name, fp)
+		}
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return nil, err
+	} else if entries, err := os.ReadDir(dir); err == nil && len(entries) > 0 {
+		return nil, fmt.Errorf("experiments: %s is not empty and holds no sweep.json: refusing to mix results", dir)
+	}
+	env, err := newSweepEnv(sc, log)
+	if err != nil {
+		return nil, err
+	}
+	meta := sweepMeta{Name: sc.Name, Data: sc.base.Data.Name, Fingerprint: fp, Commit: gitCommit(), Columns: sc.Columns(), Points: pts,
+		Repeats: sc.Repeats, Seed: sc.Seed, Checkpoint: sc.base.CheckpointPath(), Created: time.Now().UTC().Format(time.RFC3339)}
+	if _, err := os.Stat(metaPath); errors.Is(err, fs.ErrNotExist) {
+		if err := writeJSON(metaPath, meta); err != nil {
+			return nil, err
+		}
+		if err := atomicfile.Write(filepath.Join(dir, "sweep.toml"), func(w *bufio.Writer) error { _, err := w.Write(raw); return err }); err != nil {
+			return nil, err
+		}
+	}
+	type job struct{ p, r int }
+	var todo []job
+	records := map[[2]int]RunRecord{}
+	for _, pt := range pts {
+		for r := range sc.Repeats {
+			if rec, err := readRecord(runDir(dir, pt.Index, r)); err == nil {
+				records[[2]int{pt.Index, r}] = rec
+			} else {
+				todo = append(todo, job{pt.Index, r})
+			}
+		}
+	}
+	total := len(pts) * sc.Repeats
+	fmt.Fprintf(log, "sweep %s: %d points × %d repeats = %d runs, %d already done, %d workers, BLAS %s\n",
+		sc.Name, len(pts), sc.Repeats, total, total-len(todo), sc.Workers, BLASName())
+	var mu sync.Mutex
+	done := total - len(todo)
+	start := time.Now()
+	errs := make(chan error, len(todo))
+	jobs := make(chan job)
+	var wg sync.WaitGroup
+	for range min(sc.Workers, max(len(todo), 1)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for j := range jobs {
+				rec, err := env.run(pts[j.p], j.r, sc.Seed+uint64(j.r), runDir(dir, j.p, j.r))
+				if err != nil {
+					errs <- fmt.Errorf("experiments: run %d-%d (%s, repeat %d): %w", j.p, j.r, describe(pts[j.p].Settings), j.r, err)
+					continue
+				}
+				mu.Lock()
+				records[[2]int{j.p, j.r}] = rec
+				done++
+				werr := writeResults(filepath.Join(dir, "results.csv"), sc.Columns(), records)
+				el := time.Since(start).Seconds()
+				left := total - done
+				eta := el / float64(done-(total-len(todo))) * float64(left)
+				fmt.Fprintf(log, "[%d/%d] %-40s reward %.4f  ess_min %.3f  %.1fs  (elapsed %s, eta %s)\n", done, total,
+					describe(pts[j.p].Settings)+fmt.Sprintf(" r%d", j.r), rec.Metrics["reward_mean"], rec.Metrics["ess_min"],
+					rec.Metrics["wall_s"], fmtDur(el), fmtDur(eta))
+				mu.Unlock()
+				if werr != nil {
+					errs <- werr
+				}
+			}
+		}()
+	}
+	for _, j := range todo {
+		jobs <- j
+	}
+	close(jobs)
+	wg.Wait()
+	close(errs)
+	var all []error
+	for e := range errs {
+		all = append(all, e)
+	}
+	if err := writeResults(filepath.Join(dir, "results.csv"), sc.Columns(), records); err != nil {
+		all = append(all, err)
+	}
+	out := sortedRecords(records)
+	if len(all) > 0 {
+		return out, errors.Join(all...)
+	}
+	fmt.Fprintf(log, "sweep %s: %d runs in %s; results in %s\n", sc.Name, total, fmtDur(time.Since(start).Seconds()), filepath.Join(dir, "results.csv"))
+	return out, nil
+}
+
+func fmtDur(s float64) string {
+	if math.IsNaN(s) || math.IsInf(s, 0) {
+		return "?"
+	}
+	return (time.Duration(s) * time.Second).Round(time.Second).String()
+}
+
+func runDir(dir string, p, r int) string {
+	return filepath.Join(dir, "runs", fmt.Sprintf("%04d-%02d", p, r))
+}
+
+func readRecord(d string) (RunRecord, error) {
+	var rec RunRecord
+	b, err := os.ReadFile(filepath.Join(d, "record.json"))
+	if err != nil {
+		return rec, err
+	}
+	err = json.Unmarshal(b, &rec)
+	return rec, err
+}
+
+func sortedRecords(m map[[2]int]RunRecord) []RunRecord {
+	out := make([]RunRecord, 0, len(m))
+	for _, r := range m {
+		out = append(out, r)
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Point != out[j].Point {
+			return out[i].Point < out[j].Point
+		}
+		return out[i].Repeat < out[j].Repeat
+	})
+	return out
+}
+
+// writeResults rewrites results.csv from all finished runs, atomically.
+func writeResults(path string, cols []string, m map[[2]int]RunRecord) error {
+	return atomicfile.Write(path, func(w *bufio.Writer) error {
+		cw := csv.NewWriter(w)
+		head := append(append([]string{"run"}, cols...), "repeat", "seed")
+		if err := cw.Write(append(head, MetricColumns...)); err != nil {
+			return err
+		}
+		for _, r := range sortedRecords(m) {
+			row := []string{fmt.Sprintf("%04d-%02d", r.Point, r.Repeat)}
+			for _, c := range cols {
+				v, ok := r.Setting[c]
+				if !ok {
+					v = "-" // not swept in this run's block
+				}
+				row = append(row, v)
+			}
+			row = append(row, strconv.Itoa(r.Repeat), strconv.FormatUint(r.Seed, 10))
+			for _, c := range MetricColumns {
+				v, ok := r.Metrics[c]
+				if !ok || math.IsNaN(v) {
+					row = append(row, "NaN")
+					continue
+				}
+				row = append(row, strconv.FormatFloat(v, 'g', 8, 64))
+			}
+			if err := cw.Write(row); err != nil {
+				return err
+			}
+		}
+		cw.Flush()
+		return cw.Error()
+	})
+}
+
+// ReadResults reads DIR/results.csv into a header and rows.
+func ReadResults(dir string) ([]string, [][]string, error) {
+	f, err := os.Open(filepath.Join(dir, "results.csv"))
+	if err != nil {
+		return nil, nil, fmt.Errorf("experiments: %w", err)
+	}
+	defer f.Close()
+	rows, err := csv.NewReader(f).ReadAll()
+	if err != nil || len(rows) == 0 {
+		return nil, nil, fmt.Errorf("experiments: %s/results.csv: unreadable or empty: %v", dir, err)
+	}
+	return rows[0], rows[1:], nil
+}

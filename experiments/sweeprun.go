@@ -1,0 +1,152 @@
+package experiments
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"math"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+
+	"github.com/ddsmc/ddsmc/graph"
+	"github.com/ddsmc/ddsmc/smc"
+)
+
+// BLASName reports the BLAS the graphs use.
+func BLASName() string { return graph.BLAS() }
+
+// sweepEnv is what every run of a sweep shares: the base experiment, its
+// task, the trained model and the exact references.
+type sweepEnv struct {
+	sc    *SweepConfig
+	task  *Task
+	model *graph.Model
+	ref   *gmmRef
+}
+
+// newSweepEnv loads (or, with auto_train, trains) the base denoiser and
+// enumerates its exact references.
+func newSweepEnv(sc *SweepConfig, log io.Writer) (*sweepEnv, error) {
+	cfg := sc.base
+	task, err := loadReference(cfg.Data)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := os.Stat(cfg.CheckpointPath()); errors.Is(err, fs.ErrNotExist) {
+		if !sc.AutoTrain {
+			return nil, fmt.Errorf("experiments: no checkpoint at %s and auto_train = false: run `ddsmc train %s` first", cfg.CheckpointPath(), sc.Base)
+		}
+		fmt.Fprintf(log, "no checkpoint at %s: training the base denoiser first (auto_train)\n", cfg.CheckpointPath())
+		if _, err := TrainDenoiser(cfg, log); err != nil {
+			return nil, err
+		}
+	}
+	m, err := loadDenoiser(cfg, task)
+	if err != nil {
+		return nil, err
+	}
+	k, grid, err := cfg.Kernel()
+	if err != nil {
+		return nil, err
+	}
+	ref, err := newGMMRef(task, k, m, grid, 256)
+	if err != nil {
+		return nil, err
+	}
+	return &sweepEnv{sc: sc, task: task, model: m, ref: ref}, nil
+}
+
+// run performs one (point, repeat) and records it in dir: samples.csv,
+// trace.csv, then record.json last (its presence marks the run done).
+func (e *sweepEnv) run(pt Point, repeat int, seed uint64, dir string) (RunRecord, error) {
+	rec := RunRecord{Point: pt.Index, Repeat: repeat, Seed: seed, Setting: pt.Settings}
+	cfg := e.sc.base
+	cfg.SMC = pt.SMC
+	cfg.SMC.Seed, cfg.SMC.Dir = seed, dir
+	if e.sc.Workers > 1 {
+		cfg.SMC.Workers = 1 // runs are parallel already
+	}
+	sc := cfg.SMC
+	nan := math.NaN()
+	var samples []int
+	var sampleLogW, logw []float64
+	var xs []int
+	metrics := map[string]float64{"ess_min": nan, "ess_mean": nan, "resamples": nan, "log_z": nan, "wall_s": 0}
+	var trace []smc.Info
+	if sc.Method == "target" {
+		t, err := e.ref.target(sc.Alpha)
+		if err != nil {
+			return rec, err
+		}
+		pts, err := SamplePMF(rand.New(rand.NewPCG(seed, 6)), t.data, e.task.V, e.task.V, sc.Particles)
+		if err != nil {
+			return rec, err
+		}
+		for _, p := range pts {
+			samples = append(samples, p[0], p[1])
+		}
+	} else {
+		m, err := e.model.Clone()
+		if err != nil {
+			return rec, err
+		}
+		s, _, err := BuildSampler(cfg, e.task, m)
+		if err != nil {
+			return rec, err
+		}
+		res, err := s.Run(rand.New(rand.NewPCG(seed, 5)))
+		if err != nil {
+			return rec, err
+		}
+		samples, xs, logw, trace = res.Samples, res.X, res.LogW, res.Trace
+		if sc.Final == string(smc.FinalWeighted) {
+			sampleLogW = res.SampleLogW
+		}
+		metrics["ess_min"], metrics["ess_mean"] = res.ESSMin, res.ESSMean
+		metrics["resamples"], metrics["log_z"], metrics["wall_s"] = float64(res.Resamples), res.LogZ, res.WallSeconds
+		if sc.Method == "plain" || sc.Method == "prop-grad" || sc.Method == "bon" {
+			metrics["log_z"] = res.LogZ // still an estimate (importance sampling without resampling)
+		}
+	}
+	rw := make([]float64, len(samples)/e.task.L)
+	if err := smc.TableReward(e.rewardTerms()).Reward(samples, rw); err != nil {
+		return rec, err
+	}
+	mean, maxR := 0.0, math.Inf(-1)
+	for _, r := range rw {
+		mean += r / float64(len(rw))
+		maxR = math.Max(maxR, r)
+	}
+	if sampleLogW != nil {
+		mean = 0
+		for i, l := range sampleLogW {
+			mean += math.Exp(l) * rw[i]
+		}
+	}
+	metrics["reward_mean"], metrics["reward_max"] = mean, maxR
+	tm, err := e.ref.metrics(rand.New(rand.NewPCG(seed, 7)), sc.Alpha, samples, sampleLogW, xs, logw, metrics["log_z"], e.sc.EMDSamples)
+	if err != nil {
+		return rec, err
+	}
+	for k, v := range tm {
+		metrics[k] = v
+	}
+	rec.Metrics = metrics
+	if err := writeSamples(filepath.Join(dir, "samples.csv"), samples, e.task.L); err != nil {
+		return rec, err
+	}
+	if trace != nil {
+		if err := smc.WriteTraceCSV(filepath.Join(dir, "trace.csv"), trace); err != nil {
+			return rec, err
+		}
+	}
+	return rec, writeJSON(filepath.Join(dir, "record.json"), rec)
+}
+
+// rewardTerms returns the task's additive reward table.
+func (e *sweepEnv) rewardTerms() [][]float64 {
+	t, _ := e.task.GMM.RewardTerms()
+	return t[:]
+}

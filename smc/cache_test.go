@@ -1,0 +1,68 @@
+package smc
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"testing"
+
+	"github.com/ddsmc/ddsmc/diffusion"
+)
+
+// countingTI is a time-independent denoiser (the hash denoiser at a fixed
+// time) that counts the rows it evaluates.
+type countingTI struct {
+	hashDenoiser
+	rows *int
+}
+
+func (d countingTI) TimeIndependent() bool { return true }
+func (d countingTI) X0Logits(xt []int, t []float64, out []float64) error {
+	*d.rows += len(t)
+	fixed := make([]float64, len(t))
+	for i := range fixed {
+		fixed[i] = 0.5
+	}
+	return d.hashDenoiser.X0Logits(xt, fixed, out)
+}
+
+// TestLogitCacheKeepsResultsAndSavesCalls: with a time-independent
+// denoiser, the reverse base's logit cache gives bit-identical runs (reverse
+// and locally optimal proposals) to the uncached evaluation, with fewer
+// denoiser rows.
+func TestLogitCacheKeepsResultsAndSavesCalls(t *testing.T) {
+	defer func(old int) { MaxCachedStates = old }(MaxCachedStates)
+	run := func(maxCache int, prop Proposal, tw Twist) (*Result, int) {
+		MaxCachedStates = maxCache
+		rows := 0
+		dens := []diffusion.Denoiser{countingTI{hashDenoiser{L: toyL, V: toyV}, &rows}, countingTI{hashDenoiser{L: toyL, V: toyV}, &rows}}
+		b, err := NewReverse(toyKernel(), dens, 8)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s, err := New(Target{Base: b, Reward: toyTable(), Alpha: 0.7}, Config{N: 300, Grid: toyGrid(t, toyT),
+			Lambda: Lambda{Kind: "constant"}, Twist: tw, Proposal: prop, Workers: 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		res, err := s.Run(rand.New(rand.NewPCG(3, 3)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res, rows
+	}
+	for _, c := range []struct {
+		p  Proposal
+		tw Twist
+	}{{ReverseProposal{}, LookAhead{Phi: 2}}, {LOP{}, ExactLookAhead{}}} {
+		a, rowsA := run(0, c.p, c.tw)
+		b, rowsB := run(1<<16, c.p, c.tw)
+		if a.LogZ != b.LogZ || fmt.Sprint(a.X, a.LogW) != fmt.Sprint(b.X, b.LogW) {
+			t.Fatalf("%s: cached run differs (log Ẑ %v vs %v)", c.p.Name(), a.LogZ, b.LogZ)
+		}
+		// 64 states at most, plus padding to the batch of 8 per call.
+		if rowsB >= rowsA || rowsB > 64+8*(toyT+1) {
+			t.Fatalf("%s: cache evaluated %d rows, uncached %d; want fewer, at most the 64 states plus padding", c.p.Name(), rowsB, rowsA)
+		}
+		t.Logf("%s: denoiser rows %d uncached, %d cached", c.p.Name(), rowsA, rowsB)
+	}
+}
