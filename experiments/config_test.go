@@ -8,9 +8,22 @@ import (
 	"github.com/ddsmc/ddsmc/configs"
 )
 
+// TestBuiltinConfigsParse: every built-in config parses, experiments as
+// Config and sweeps (sweep_*) as SweepConfig with every point resolved.
 func TestBuiltinConfigsParse(t *testing.T) {
 	for _, n := range configs.Names() {
 		b, _ := configs.Get(n)
+		if strings.HasPrefix(n, "sweep_") {
+			sc, err := ParseSweep(n, b)
+			if err != nil {
+				t.Fatalf("%s: %v", n, err)
+			}
+			pts, _ := sc.Points()
+			if len(pts) < 2 || sc.Name != strings.TrimPrefix(n, "sweep_") {
+				t.Fatalf("%s: name %q, %d points", n, sc.Name, len(pts))
+			}
+			continue
+		}
 		cfg, err := Parse(n, b)
 		if err != nil {
 			t.Fatalf("%s: %v", n, err)
