@@ -5,6 +5,8 @@
 //	ddsmc train  <config.toml|name> train a denoiser
 //	ddsmc sample <config.toml|name> draw unguided samples and score them
 //	ddsmc smc    <config.toml|name> run SMC (or a baseline) on the reward-tilted target
+//	ddsmc sweep  <sweep.toml|name>  run a resumable sweep of SMC settings, R seeded repeats each
+//	ddsmc plot   <dir>              (re)draw a finished sweep's figures without recomputing
 //	ddsmc configs                   list the built-in configs
 //
 // A config argument is a TOML file path or the name of a built-in config
@@ -17,6 +19,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"runtime/debug"
 	"runtime/pprof"
 	"strings"
@@ -32,6 +35,8 @@ Usage:
   ddsmc train  [flags] <config|name>    train a denoiser from a TOML config
   ddsmc sample [flags] <config|name>    draw unguided samples from a trained denoiser, write CSV
   ddsmc smc    [flags] <config|name>    steer a trained denoiser with SMC ([smc] table), write samples, summary, trace
+  ddsmc sweep  [flags] <sweep|name>     run a sweep (Cartesian product × repeats) into -out DIR; resumable
+  ddsmc plot   <dir>                    (re)draw a sweep's figures from DIR/results.csv and its traces
   ddsmc configs                         list the built-in configs
 
 Run 'ddsmc <command> -h' for the flags of a command.
@@ -68,6 +73,10 @@ func run(args []string, stdout, stderr io.Writer) (code int) {
 		err = cmdSample(rest, stdout, stderr)
 	case "smc":
 		err = cmdSMC(rest, stdout, stderr)
+	case "sweep":
+		err = cmdSweep(rest, stdout, stderr)
+	case "plot":
+		err = cmdPlot(rest, stdout, stderr)
 	case "demo":
 		err = cmdDemo(rest, stdout, stderr)
 	case "configs":
@@ -186,6 +195,62 @@ func cmdSMC(args []string, stdout, stderr io.Writer) error {
 	defer stop()
 	_, err = experiments.RunSMC(cfg, stdout)
 	return err
+}
+
+func cmdSweep(args []string, stdout, stderr io.Writer) error {
+	fs, c := newFlags("sweep", "<sweep.toml|name>", "Runs every point of the sweep's [sweep] table (Cartesian product) with `repeats` seeded\nrepeats, in parallel, into -out DIR (default runs/sweeps/<name>): results.csv (one row\nper run), runs/<point>-<repeat>/ (record, samples, trace), sweep.json and sweep.toml\n(the resolved config and git commit), then draws the figures (ddsmc plot). Re-running\nresumes: finished runs are skipped. A DIR holding another sweep is refused.", stderr)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() != 1 {
+		fs.Usage()
+		return fmt.Errorf("%w: ddsmc sweep takes exactly one sweep config, got %d", errUsage, fs.NArg())
+	}
+	sc, err := experiments.LoadSweep(fs.Arg(0))
+	if err != nil {
+		return err
+	}
+	raw, err := experiments.SweepText(fs.Arg(0))
+	if err != nil {
+		return err
+	}
+	dir := c.out
+	if dir == "" {
+		dir = filepath.Join("runs", "sweeps", sc.Name)
+	}
+	stop, err := startProfile(c.profile)
+	if err != nil {
+		return err
+	}
+	defer stop()
+	if _, err := experiments.RunSweep(sc, raw, dir, stderr); err != nil {
+		return err
+	}
+	figs, err := experiments.PlotSweep(dir)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "results: %s\nfigures: %s\n", filepath.Join(dir, "results.csv"), strings.Join(figs, ", "))
+	return nil
+}
+
+func cmdPlot(args []string, stdout, stderr io.Writer) error {
+	fs, _ := newFlags("plot", "<dir>", "Redraws the figures of a finished (or partial) sweep in DIR/figures from DIR/results.csv\nand the runs' traces and samples, without recomputing anything.", stderr)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() != 1 {
+		fs.Usage()
+		return fmt.Errorf("%w: ddsmc plot takes exactly one sweep directory", errUsage)
+	}
+	figs, err := experiments.PlotSweep(fs.Arg(0))
+	if err != nil {
+		return err
+	}
+	for _, f := range figs {
+		fmt.Fprintln(stdout, f)
+	}
+	return nil
 }
 
 func cmdDemo(args []string, stdout, stderr io.Writer) error {

@@ -1,0 +1,364 @@
+package experiments
+
+import (
+	"encoding/csv"
+	"encoding/json"
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/ddsmc/ddsmc/plots"
+)
+
+// plotMetrics are the results columns drawn against the swept settings,
+// with their axis labels.
+var plotMetrics = []struct{ key, label string }{
+	{"reward_mean", "mean reward"},
+	{"emd", "EMD to target (grid units)"},
+	{"diversity", "unique grid points"},
+	{"ess_min", "min ESS/N"},
+	{"resamples", "resampling events"},
+	{"log_z_error", "log Ẑ − log Z"},
+	{"tv_exact", "TV(outputs, exact model target)"},
+	{"wall_s", "wall time per run (s)"},
+}
+
+// group is the runs of one point: mean and standard error per metric.
+type group struct {
+	point    int
+	settings map[string]string
+	mean, se map[string]float64
+	n        int
+}
+
+// summarisePoints groups results rows by point.
+func summarisePoints(header []string, rows [][]string, cols []string) ([]*group, error) {
+	col := map[string]int{}
+	for i, h := range header {
+		col[h] = i
+	}
+	if _, ok := col["run"]; !ok {
+		return nil, fmt.Errorf("experiments: results.csv has no run column")
+	}
+	byPoint := map[int]*group{}
+	vals := map[int]map[string][]float64{}
+	for _, r := range rows {
+		p, err := strconv.Atoi(strings.SplitN(r[col["run"]], "-", 2)[0])
+		if err != nil {
+			return nil, fmt.Errorf("experiments: bad run id %q", r[col["run"]])
+		}
+		g, ok := byPoint[p]
+		if !ok {
+			g = &group{point: p, settings: map[string]string{}, mean: map[string]float64{}, se: map[string]float64{}}
+			for _, c := range cols {
+				g.settings[c] = r[col[c]]
+			}
+			byPoint[p], vals[p] = g, map[string][]float64{}
+		}
+		g.n++
+		for _, m := range MetricColumns {
+			if i, ok := col[m]; ok {
+				if v, err := strconv.ParseFloat(r[i], 64); err == nil && !math.IsNaN(v) && !math.IsInf(v, 0) {
+					vals[p][m] = append(vals[p][m], v)
+				}
+			}
+		}
+	}
+	out := make([]*group, 0, len(byPoint))
+	for p, g := range byPoint {
+		for m, v := range vals[p] {
+			mean := 0.0
+			for _, x := range v {
+				mean += x / float64(len(v))
+			}
+			ss := 0.0
+			for _, x := range v {
+				ss += (x - mean) * (x - mean)
+			}
+			g.mean[m] = mean
+			if len(v) > 1 {
+				g.se[m] = math.Sqrt(ss / float64(len(v)-1) / float64(len(v)))
+			}
+		}
+		out = append(out, g)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].point < out[j].point })
+	return out, nil
+}
+
+// PlotSweep draws a sweep's figures into DIR/figures (PNG and SVG) from
+// DIR/results.csv, DIR/sweep.json and the runs' traces and samples, and
+// returns the PNG paths. It recomputes nothing.
+func PlotSweep(dir string) ([]string, error) {
+	b, err := os.ReadFile(filepath.Join(dir, "sweep.json"))
+	if err != nil {
+		return nil, fmt.Errorf("experiments: %s is not a sweep directory: %w", dir, err)
+	}
+	var meta sweepMeta
+	if err := json.Unmarshal(b, &meta); err != nil {
+		return nil, fmt.Errorf("experiments: %s/sweep.json: %w", dir, err)
+	}
+	header, rows, err := ReadResults(dir)
+	if err != nil {
+		return nil, err
+	}
+	groups, err := summarisePoints(header, rows, meta.Columns)
+	if err != nil {
+		return nil, err
+	}
+	figDir := filepath.Join(dir, "figures")
+	var out []string
+	save := func(name string, draw func(path string) error) error {
+		for _, ext := range []string{".png", ".svg"} {
+			if err := draw(filepath.Join(figDir, name+ext)); err != nil {
+				return err
+			}
+		}
+		out = append(out, filepath.Join(figDir, name+".png"))
+		return nil
+	}
+	// Numeric swept settings become x axes; the other settings label the series.
+	var numeric []string
+	for _, c := range meta.Columns {
+		if c == "variant" {
+			continue
+		}
+		ok := true
+		for _, g := range groups {
+			if v := g.settings[c]; v != "-" {
+				if _, err := strconv.ParseFloat(v, 64); err != nil {
+					ok = false
+				}
+			}
+		}
+		if ok {
+			numeric = append(numeric, c)
+		}
+	}
+	for _, x := range numeric {
+		for _, m := range plotMetrics {
+			series := seriesAgainst(groups, meta.Columns, x, m.key)
+			if len(series) == 0 {
+				continue
+			}
+			o := plots.ErrorOpts{LineOpts: plots.LineOpts{Title: fmt.Sprintf("%s: %s against %s (mean ± SE, %d repeats)", meta.Name, m.label, x, meta.Repeats),
+				XLabel: x, YLabel: m.label, YMin: math.NaN(), YMax: math.NaN(), LogX: x == "particles"}}
+			if err := save(fmt.Sprintf("%s_vs_%s", m.key, x), func(p string) error { return plots.ErrorBars(p, series, o) }); err != nil {
+				return out, err
+			}
+		}
+	}
+	// Points with no numeric swept value (e.g. one point per method, or the
+	// exact-look-ahead block of an ablation): one bar per point.
+	var cat []*group
+	for _, g := range groups {
+		has := false
+		for _, x := range numeric {
+			if g.settings[x] != "-" {
+				has = true
+			}
+		}
+		if !has {
+			cat = append(cat, g)
+		}
+	}
+	if len(cat) > 0 {
+		groups := cat
+		labels := make([]string, len(groups))
+		for i, g := range groups {
+			labels[i] = label(g.settings, meta.Columns, "")
+		}
+		for _, m := range plotMetrics {
+			vals, errs := make([]float64, len(groups)), make([]float64, len(groups))
+			any := false
+			for i, g := range groups {
+				v, ok := g.mean[m.key]
+				if !ok {
+					v = math.NaN()
+				} else {
+					any = true
+				}
+				vals[i], errs[i] = v, g.se[m.key]
+			}
+			if !any {
+				continue
+			}
+			o := plots.LineOpts{Title: fmt.Sprintf("%s: %s (mean ± SE, %d repeats)", meta.Name, m.label, meta.Repeats),
+				YLabel: m.label, YMin: math.NaN(), YMax: math.NaN()}
+			if err := save("bars_"+m.key, func(p string) error {
+				return plots.Bars(p, labels, []string{m.label}, [][]float64{vals}, [][]float64{errs}, o)
+			}); err != nil {
+				return out, err
+			}
+		}
+	}
+	// Traces and scatters of repeat 0, at most 8 points.
+	var curves []plots.TraceCurve
+	var panels []plots.ScatterPanel
+	var grid int
+	if len(meta.Points) > 0 {
+		if task, err := loadReference(DataConfig{Name: meta.Data}); err == nil && task.GMM != nil {
+			grid = task.V
+			if tp, err := task.GMM.TiltedPMF(meta.Points[0].SMC.Alpha); err == nil {
+				panels = append(panels, plots.ScatterPanel{Title: "target pmf (data·exp(r/α))", PMF: tp})
+			}
+		}
+	}
+	for _, g := range groups {
+		if len(curves) >= 8 {
+			break
+		}
+		d := runDir(dir, g.point, 0)
+		name := label(g.settings, meta.Columns, "")
+		if c, err := readTrace(filepath.Join(d, "trace.csv")); err == nil {
+			c.Name = name
+			curves = append(curves, c)
+		}
+		if grid > 0 && len(panels) < 8 {
+			if pts, err := readPoints(filepath.Join(d, "samples.csv")); err == nil {
+				rec, _ := readRecord(d)
+				panels = append(panels, plots.ScatterPanel{Title: fmt.Sprintf("%s\nreward %.2f, EMD %.2f, %d unique", name,
+					rec.Metrics["reward_mean"], rec.Metrics["emd"], int(rec.Metrics["diversity"])), Points: pts})
+			}
+		}
+	}
+	if len(curves) > 0 {
+		if err := save("ess_trace", func(p string) error {
+			return plots.ESSTraces(p, curves, meta.Name+": ESS/N per step (repeat 0; markers = resampling)")
+		}); err != nil {
+			return out, err
+		}
+		if err := save("reward_trace", func(p string) error {
+			return plots.RewardTraces(p, curves, meta.Name+": mean look-ahead reward per step (repeat 0)")
+		}); err != nil {
+			return out, err
+		}
+	}
+	if len(panels) > 1 {
+		if err := save("samples", func(p string) error { return plots.Scatters(p, grid, grid, panels) }); err != nil {
+			return out, err
+		}
+	}
+	return out, nil
+}
+
+// label names a point by its settings other than skip.
+func label(s map[string]string, cols []string, skip string) string {
+	var parts []string
+	for _, c := range cols {
+		if c == skip || s[c] == "-" || s[c] == "" {
+			continue
+		}
+		if c == "variant" {
+			parts = append(parts, s[c])
+		} else {
+			parts = append(parts, c+"="+s[c])
+		}
+	}
+	if len(parts) == 0 {
+		return "all"
+	}
+	return strings.Join(parts, " ")
+}
+
+// seriesAgainst builds one error-bar series per combination of the other
+// settings, with x the numeric setting.
+func seriesAgainst(groups []*group, cols []string, x, metric string) []plots.ErrorSeries {
+	idx := map[string]int{}
+	var out []plots.ErrorSeries
+	for _, g := range groups {
+		xv, err := strconv.ParseFloat(g.settings[x], 64)
+		if err != nil {
+			continue
+		}
+		y, ok := g.mean[metric]
+		if !ok {
+			continue
+		}
+		name := label(g.settings, cols, x)
+		i, ok := idx[name]
+		if !ok {
+			i = len(out)
+			idx[name] = i
+			out = append(out, plots.ErrorSeries{Name: name})
+		}
+		out[i].X = append(out[i].X, xv)
+		out[i].Y = append(out[i].Y, y)
+		out[i].Err = append(out[i].Err, g.se[metric])
+	}
+	for i := range out {
+		s := &out[i]
+		ord := make([]int, len(s.X))
+		for j := range ord {
+			ord[j] = j
+		}
+		sort.Slice(ord, func(a, b int) bool { return s.X[ord[a]] < s.X[ord[b]] })
+		X, Y, E := make([]float64, len(ord)), make([]float64, len(ord)), make([]float64, len(ord))
+		for j, o := range ord {
+			X[j], Y[j], E[j] = s.X[o], s.Y[o], s.Err[o]
+		}
+		s.X, s.Y, s.Err = X, Y, E
+	}
+	return out
+}
+
+// readTrace reads a trace.csv written by smc.WriteTraceCSV.
+func readTrace(path string) (plots.TraceCurve, error) {
+	var c plots.TraceCurve
+	f, err := os.Open(path)
+	if err != nil {
+		return c, err
+	}
+	defer f.Close()
+	rows, err := csv.NewReader(f).ReadAll()
+	if err != nil || len(rows) < 2 {
+		return c, fmt.Errorf("experiments: %s: unreadable trace", path)
+	}
+	col := map[string]int{}
+	for i, h := range rows[0] {
+		col[h] = i
+	}
+	for _, r := range rows[1:] {
+		st, _ := strconv.Atoi(r[col["step"]])
+		ess, _ := strconv.ParseFloat(r[col["ess"]], 64)
+		rh, err := strconv.ParseFloat(r[col["rhat_mean"]], 64)
+		if err != nil {
+			rh = math.NaN()
+		}
+		c.Step = append(c.Step, st)
+		c.ESS = append(c.ESS, ess)
+		c.Resampled = append(c.Resampled, r[col["resampled"]] == "1")
+		c.RhatMean = append(c.RhatMean, rh)
+	}
+	return c, nil
+}
+
+// readPoints reads an L = 2 samples.csv as grid points.
+func readPoints(path string) ([][2]int, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	rows, err := csv.NewReader(f).ReadAll()
+	if err != nil || len(rows) < 1 {
+		return nil, fmt.Errorf("experiments: %s: unreadable samples", path)
+	}
+	pts := make([][2]int, 0, len(rows)-1)
+	for _, r := range rows[1:] {
+		if len(r) != 2 {
+			return nil, fmt.Errorf("experiments: %s: want 2 columns", path)
+		}
+		a, err1 := strconv.Atoi(r[0])
+		b, err2 := strconv.Atoi(r[1])
+		if err1 != nil || err2 != nil {
+			return nil, fmt.Errorf("experiments: %s: bad row %v", path, r)
+		}
+		pts = append(pts, [2]int{a, b})
+	}
+	return pts, nil
+}
