@@ -211,6 +211,18 @@ func (sc *SweepConfig) resolve() error {
 		}
 		return sc.cols[i] < sc.cols[j]
 	})
+	for _, name := range sortedNames(sc.Variants) { // every variant must resolve, swept or not
+		merged, defined := map[string]any{}, map[string]bool{}
+		for k, v := range sc.SMC {
+			merged[k] = v
+		}
+		for k, v := range sc.Variants[name] {
+			merged[k], defined[k] = v, true
+		}
+		if _, err := resolveSMC(merged, defined); err != nil {
+			return fmt.Errorf("variants.%s: %w", name, err)
+		}
+	}
 	if !usesVariant && len(sc.Variants) > 0 {
 		return fmt.Errorf("variants are defined but not swept: add sweep.variant = [%q, ...]", sortedNames(sc.Variants)[0])
 	}

@@ -362,3 +362,69 @@ func readPoints(path string) ([][2]int, error) {
 	}
 	return pts, nil
 }
+
+// summaryMetrics are the columns of SummaryTable.
+var summaryMetrics = []string{"reward_mean", "emd", "diversity", "ess_min", "ess_mean", "resamples", "log_z_error", "tv_exact", "wall_s"}
+
+// SummaryTable returns a Markdown table of a sweep directory's results:
+// one row per point, mean ± standard error over its repeats.
+func SummaryTable(dir string) (string, error) {
+	b, err := os.ReadFile(filepath.Join(dir, "sweep.json"))
+	if err != nil {
+		return "", fmt.Errorf("experiments: %s is not a sweep directory: %w", dir, err)
+	}
+	var meta sweepMeta
+	if err := json.Unmarshal(b, &meta); err != nil {
+		return "", err
+	}
+	header, rows, err := ReadResults(dir)
+	if err != nil {
+		return "", err
+	}
+	groups, err := summarisePoints(header, rows, meta.Columns)
+	if err != nil {
+		return "", err
+	}
+	var sb strings.Builder
+	sb.WriteString("| point | n |")
+	for _, m := range summaryMetrics {
+		fmt.Fprintf(&sb, " %s |", m)
+	}
+	sb.WriteString("\n|---|---|")
+	for range summaryMetrics {
+		sb.WriteString("---|")
+	}
+	sb.WriteString("\n")
+	for _, g := range groups {
+		fmt.Fprintf(&sb, "| %s | %d |", label(g.settings, meta.Columns, ""), g.n)
+		for _, m := range summaryMetrics {
+			v, ok := g.mean[m]
+			switch {
+			case !ok:
+				sb.WriteString(" – |")
+			case g.n > 1:
+				fmt.Fprintf(&sb, " %s ± %s |", fmtNum(v), fmtNum(g.se[m]))
+			default:
+				fmt.Fprintf(&sb, " %s |", fmtNum(v))
+			}
+		}
+		sb.WriteString("\n")
+	}
+	return sb.String(), nil
+}
+
+// fmtNum prints a number with 3 significant digits (at least 2 decimals
+// below 10).
+func fmtNum(x float64) string {
+	a := math.Abs(x)
+	switch {
+	case a >= 100:
+		return strconv.FormatFloat(x, 'f', 0, 64)
+	case a >= 10:
+		return strconv.FormatFloat(x, 'f', 1, 64)
+	case a >= 0.01 || a == 0:
+		return strconv.FormatFloat(x, 'f', 3, 64)
+	default:
+		return strconv.FormatFloat(x, 'g', 2, 64)
+	}
+}

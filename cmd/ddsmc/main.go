@@ -235,7 +235,7 @@ func cmdSweep(args []string, stdout, stderr io.Writer) error {
 }
 
 func cmdPlot(args []string, stdout, stderr io.Writer) error {
-	fs, _ := newFlags("plot", "<dir>", "Redraws the figures of a finished (or partial) sweep in DIR/figures from DIR/results.csv\nand the runs' traces and samples, without recomputing anything.", stderr)
+	fs, _ := newFlags("plot", "<dir>", "Redraws the figures of a finished (or partial) sweep in DIR/figures from DIR/results.csv\nand the runs' traces and samples, without recomputing anything, and prints the\nsummary table (mean ± standard error over repeats, per point).", stderr)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -247,40 +247,51 @@ func cmdPlot(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	for _, f := range figs {
-		fmt.Fprintln(stdout, f)
+	table, err := experiments.SummaryTable(fs.Arg(0))
+	if err != nil {
+		return err
 	}
+	fmt.Fprintf(stdout, "%s\nfigures (PNG and SVG):\n  %s\n", table, strings.Join(figs, "\n  "))
 	return nil
 }
 
 func cmdDemo(args []string, stdout, stderr io.Writer) error {
-	fs, c := newFlags("demo", "", "Trains the built-in GMM-1 denoiser (configs/gmm1.toml) and samples from it,\nwriting everything to runs/demo.", stderr)
+	fs, c := newFlags("demo", "", "The built-in default: trains the GMM-1 denoiser if runs/gmm1 has none (about 2.5 min\non 2 cores), then runs the quick synthetic comparison (configs/sweep_quick.toml:\nTarget, Pre-trained, SMC-LOP, SMC-RP, SMC-FALOP and guidance, N = 500, 2 repeats)\ninto runs/demo, prints its table and draws its figures into runs/demo/figures.", stderr)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	if fs.NArg() != 0 {
 		return fmt.Errorf("%w: ddsmc demo takes no arguments", errUsage)
 	}
-	b, err := configs.Get("gmm1")
+	sc, err := experiments.LoadSweep("sweep_quick")
 	if err != nil {
 		return err
 	}
-	cfg, err := experiments.Parse("gmm1", b)
+	raw, err := experiments.SweepText("sweep_quick")
 	if err != nil {
 		return err
 	}
-	cfg.Out = "runs/demo"
+	dir := "runs/demo"
 	if c.out != "" {
-		cfg.Out = c.out
+		dir = c.out
 	}
 	stop, err := startProfile(c.profile)
 	if err != nil {
 		return err
 	}
 	defer stop()
-	if _, err := experiments.TrainDenoiser(cfg, stderr); err != nil {
+	if _, err := experiments.RunSweep(sc, raw, dir, stderr); err != nil {
 		return err
 	}
-	_, err = experiments.SampleDenoiser(cfg, stdout)
-	return err
+	figs, err := experiments.PlotSweep(dir)
+	if err != nil {
+		return err
+	}
+	table, err := experiments.SummaryTable(dir)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "\n%s\nresults: %s\nfigures: %s/ (%d figures, PNG and SVG)\nfull-size tables: ddsmc sweep sweep_gmm1_compare (see notebooks.md)\n",
+		table, filepath.Join(dir, "results.csv"), filepath.Join(dir, "figures"), len(figs))
+	return nil
 }

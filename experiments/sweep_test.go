@@ -1,0 +1,204 @@
+package experiments
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// tinyBase writes a base experiment with a tiny, quickly trained GMM-1
+// denoiser whose checkpoint lives in dir.
+func tinyBase(t *testing.T, dir string) string {
+	t.Helper()
+	p := filepath.Join(dir, "base.toml")
+	b := fmt.Sprintf(`name = "tinybase"
+out = %q
+[data]
+train_size = 500
+val_size = 100
+[model]
+hidden = 16
+layers = 1
+embed = 8
+[diffusion]
+steps = 12
+[train]
+steps = 20
+batch = 64
+val_every = 20
+val_samples = 1
+checkpoint_every = 20
+`, filepath.Join(dir, "model"))
+	if err := os.WriteFile(p, []byte(b), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func tinySweep(base, extra string) string {
+	return fmt.Sprintf(`name = "tiny"
+base = %q
+repeats = 2
+workers = 2
+seed = 5
+emd_samples = 20
+[smc]
+particles = 24
+twist = "exact"
+[variants.LOP]
+proposal = "lop"
+[variants.RP]
+proposal = "reverse"
+[variants.Target]
+method = "target"
+[variants.BoN]
+method = "bon"
+%s`, base, extra)
+}
+
+// TestParseSweepErrors: each bad sweep file names the problem.
+func TestParseSweepErrors(t *testing.T) {
+	base := tinyBase(t, t.TempDir())
+	cases := []struct{ extra, want string }{
+		{"[sweep]\nvariant = [\"LOP\"]\nphy = [1, 2]\n", "unknown setting smc.phy"},
+		{"[sweep]\nvariant = []\n", "sweep.variant is an empty list"},
+		{"[sweep]\nvariant = [\"LOP\"]\nphi = []\n", "sweep.phi is an empty list"},
+		{"[sweep]\nvariant = [\"XYZ\"]\n", `unknown variant "XYZ"`},
+		{"[sweep]\nphi = [1]\n", "variants are defined but not swept"},
+		{"[sweep]\nvariant = [\"RP\"]\nphi = [0]\n", "smc.phi = 0"},
+		{"[sweep]\nvariant = [\"RP\"]\nphi = 3\n", "sweep.phi: want a list"},
+		{"colour = 1\n[sweep]\nvariant = [\"RP\"]\n", "variants.BoN: unknown setting smc.colour"}, // unswept variants are checked too
+		{"[sweep]\nvariant = [\"LOP\"]\ntwist = [\"mc\"]\n", "lop"},
+	}
+	for _, c := range cases {
+		_, err := ParseSweep("x.toml", []byte(tinySweep(base, c.extra)))
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%q: error %v, want it to mention %q", c.extra, err, c.want)
+		}
+	}
+	top := strings.Replace(tinySweep(base, "[sweep]\nvariant = [\"RP\"]\n"), "repeats = 2", "repeats = 2\nrepeat = 3", 1)
+	if _, err := ParseSweep("x.toml", []byte(top)); err == nil || !strings.Contains(err.Error(), "unknown key repeat") {
+		t.Errorf("top-level typo: %v", err)
+	}
+	if _, err := ParseSweep("x.toml", []byte(strings.Replace(tinySweep(base, "[sweep]\nvariant = [\"RP\"]\n"), base, "nope.toml", 1))); err == nil || !strings.Contains(err.Error(), "nope.toml") {
+		t.Errorf("missing base: %v", err)
+	}
+}
+
+// TestSweepRunsResumesAndRefusesForeignDirs runs a tiny sweep end to end
+// (auto-training the base), then checks: one results row per (point,
+// repeat) with every swept setting as a column; a rerun after deleting a
+// finished run recomputes only that run and reproduces its row; a dir of a
+// different sweep is refused; the same seeds with one worker give the same
+// rows; a missing checkpoint with auto_train = false is an error.
+func TestSweepRunsResumesAndRefusesForeignDirs(t *testing.T) {
+	tmp := t.TempDir()
+	base := tinyBase(t, tmp)
+	text := tinySweep(base, "[[sweep]]\nvariant = [\"LOP\", \"RP\", \"Target\", \"BoN\"]\n[[sweep]]\nvariant = [\"RP\"]\nparticles = [8, 16]\n")
+	sc, err := ParseSweep("tiny.toml", []byte(text))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(tmp, "out")
+	var log bytes.Buffer
+	recs, err := RunSweep(sc, []byte(text), dir, &log)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, log.String())
+	}
+	if len(recs) != 6*2 {
+		t.Fatalf("%d records, want 12", len(recs))
+	}
+	header, rows, err := ReadResults(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(header[:5], ","); got != "run,variant,particles,repeat,seed" {
+		t.Fatalf("header starts %q", got)
+	}
+	if len(rows) != 12 {
+		t.Fatalf("%d rows, want 12", len(rows))
+	}
+	before, _ := os.ReadFile(filepath.Join(dir, "results.csv"))
+	for _, f := range []string{"sweep.json", "sweep.toml"} {
+		if _, err := os.Stat(filepath.Join(dir, f)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Simulate a crash that lost run 0001-01.
+	if err := os.RemoveAll(runDir(dir, 1, 1)); err != nil {
+		t.Fatal(err)
+	}
+	log.Reset()
+	if _, err := RunSweep(sc, []byte(text), dir, &log); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(log.String(), "11 already done") || strings.Count(log.String(), "[12/12]") != 1 {
+		t.Fatalf("resume did not rerun exactly one run:\n%s", log.String())
+	}
+	after, _ := os.ReadFile(filepath.Join(dir, "results.csv"))
+	if !bytes.Equal(stripWall(before), stripWall(after)) {
+		t.Fatalf("resumed results differ:\n%s\n---\n%s", before, after)
+	}
+	// A different sweep into the same dir is refused.
+	other, err := ParseSweep("tiny.toml", []byte(strings.Replace(text, "seed = 5", "seed = 6", 1)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := RunSweep(other, nil, dir, &log); err == nil || !strings.Contains(err.Error(), "different sweep") {
+		t.Fatalf("foreign dir: %v", err)
+	}
+	// One worker gives the same rows.
+	one, _ := ParseSweep("tiny.toml", []byte(strings.Replace(text, "workers = 2", "workers = 1", 1)))
+	dir1 := filepath.Join(tmp, "out1")
+	if _, err := RunSweep(one, nil, dir1, &log); err != nil {
+		t.Fatal(err)
+	}
+	w1, _ := os.ReadFile(filepath.Join(dir1, "results.csv"))
+	if !bytes.Equal(stripWall(before), stripWall(w1)) {
+		t.Fatalf("1 and 2 workers differ:\n%s\n---\n%s", before, w1)
+	}
+	// The figures can be redrawn from the directory alone.
+	figs, err := PlotSweep(dir)
+	if err != nil || len(figs) == 0 {
+		t.Fatalf("plot: %v (%d figures)", err, len(figs))
+	}
+	if tab, err := SummaryTable(dir); err != nil || !strings.Contains(tab, "| LOP |") {
+		t.Fatalf("table: %v\n%s", err, tab)
+	}
+	// A missing checkpoint with auto_train = false.
+	noTrain := strings.Replace(text, "repeats = 2", "repeats = 2\nauto_train = false", 1)
+	if err := os.RemoveAll(filepath.Join(tmp, "model")); err != nil {
+		t.Fatal(err)
+	}
+	nt, err := ParseSweep("tiny.toml", []byte(noTrain))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := RunSweep(nt, nil, filepath.Join(tmp, "out2"), &log); err == nil || !strings.Contains(err.Error(), "auto_train = false") {
+		t.Fatalf("missing checkpoint: %v", err)
+	}
+}
+
+// stripWall drops the wall_s column, the only one that may differ between
+// runs of the same sweep.
+func stripWall(b []byte) []byte {
+	lines := strings.Split(string(b), "\n")
+	head := strings.Split(lines[0], ",")
+	w := -1
+	for i, h := range head {
+		if h == "wall_s" {
+			w = i
+		}
+	}
+	for i, l := range lines {
+		f := strings.Split(l, ",")
+		if w >= 0 && w < len(f) {
+			f = append(f[:w], f[w+1:]...)
+		}
+		lines[i] = strings.Join(f, ",")
+	}
+	return []byte(strings.Join(lines, "\n"))
+}
