@@ -50,22 +50,34 @@ type ProposalEvaluator interface {
 // returns v and log Σ exp(row). −Inf entries have zero mass; NaN or +Inf,
 // or an all −Inf row, is an error.
 func sampleRow(rng *rand.Rand, row, cdf []float64) (int, float64, error) {
+	lse, err := cumulative(row, cdf)
+	if err != nil {
+		return 0, 0, err
+	}
+	return searchCDF(cdf, rng.Float64()), lse, nil
+}
+
+// cumulative writes the cumulative sums of exp(row − max) into cdf and
+// returns log Σ exp(row), rejecting NaN, +Inf and an all −Inf row.
+func cumulative(row, cdf []float64) (float64, error) {
 	m := math.Inf(-1)
 	for v, x := range row {
 		if math.IsNaN(x) || math.IsInf(x, 1) {
-			return 0, 0, fmt.Errorf("smc: proposal log-probability %v at token %d", x, v)
+			return 0, fmt.Errorf("smc: proposal log-probability %v at token %d", x, v)
 		}
 		m = math.Max(m, x)
 	}
 	if math.IsInf(m, -1) {
-		return 0, 0, fmt.Errorf("smc: proposal has no token with positive probability")
+		return 0, fmt.Errorf("smc: proposal has no token with positive probability")
 	}
 	s := 0.0
 	for v, x := range row {
-		s += math.Exp(x - m)
+		if x != math.Inf(-1) {
+			s += math.Exp(x - m)
+		}
 		cdf[v] = s
 	}
-	return searchCDF(cdf, rng.Float64()), m + math.Log(s), nil
+	return m + math.Log(s), nil
 }
 
 // sampleRows draws particle i's next state, position by position, from the
@@ -104,19 +116,38 @@ type ReverseProposal struct{}
 // Name implements Proposal.
 func (ReverseProposal) Name() string { return "reverse" }
 
-// Propose implements Proposal.
+// Propose implements Proposal. Particles that share a state share its
+// kernel rows, cumulative sums and normalisers, computed once per step (the
+// kernel depends only on the state and its deterministic evaluation).
 func (ReverseProposal) Propose(rng *rand.Rand, env *Env, m *Move, xs []int, logq, logk []float64) error {
 	L, V := env.L, env.V
-	k := make([]float64, L*(V+1))
-	cdf := make([]float64, V+1)
+	M := V + 1
 	norm := env.Target.Base.Normalized()
+	type rows struct{ k, cdf, lse []float64 }
+	byState := map[string]*rows{}
 	for i := range logq {
-		if err := kernelRows(env, m, i, k); err != nil {
-			return err
+		key := stateKey(m.X[i*L : (i+1)*L])
+		r, ok := byState[key]
+		if !ok {
+			r = &rows{k: make([]float64, L*M), cdf: make([]float64, L*M), lse: make([]float64, L)}
+			if err := kernelRows(env, m, i, r.k); err != nil {
+				return err
+			}
+			for l := range L {
+				lse, err := cumulative(r.k[l*M:(l+1)*M], r.cdf[l*M:(l+1)*M])
+				if err != nil {
+					return fmt.Errorf("%w (particle %d, position %d)", err, i, l)
+				}
+				r.lse[l] = lse
+			}
+			byState[key] = r
 		}
-		lq, lk, err := sampleRows(rng, i, L, V, k, k, xs, cdf)
-		if err != nil {
-			return err
+		lk, lq := 0.0, 0.0
+		for l := range L {
+			v := searchCDF(r.cdf[l*M:(l+1)*M], rng.Float64())
+			xs[i*L+l] = v
+			lk += r.k[l*M+v]
+			lq += r.k[l*M+v] - r.lse[l]
 		}
 		logk[i] = lk
 		if norm {

@@ -114,16 +114,23 @@ func (la LookAhead) Eval(rng *rand.Rand, env *Env, x []int, ev []float64, t, lam
 	n := len(logPsi)
 	W := env.Target.Base.Width()
 	x0 := make([]int, n*phi*L)
-	cdf := make([]float64, L*V)
+	// Particles that share a state share its evaluation, hence its CDFs.
+	byState := map[string][]float64{}
 	for i := range n {
 		xi := x[i*L : (i+1)*L]
-		logits := env.Target.Base.X0Logits(ev[i*W : (i+1)*W])
-		for l, v := range xi {
-			if v == V {
-				if err := softmaxCDF(logits[l*V:(l+1)*V], cdf[l*V:(l+1)*V]); err != nil {
-					return fmt.Errorf("%w (particle %d, position %d)", err, i, l)
+		key := stateKey(xi)
+		cdf, ok := byState[key]
+		if !ok {
+			cdf = make([]float64, L*V)
+			logits := env.Target.Base.X0Logits(ev[i*W : (i+1)*W])
+			for l, v := range xi {
+				if v == V {
+					if err := softmaxCDF(logits[l*V:(l+1)*V], cdf[l*V:(l+1)*V]); err != nil {
+						return fmt.Errorf("%w (particle %d, position %d)", err, i, l)
+					}
 				}
 			}
+			byState[key] = cdf
 		}
 		for k := range phi {
 			row := x0[(i*phi+k)*L : (i*phi+k+1)*L]
@@ -383,7 +390,7 @@ func (g GradLookAhead) Eval(rng *rand.Rand, env *Env, x []int, _ []float64, t, l
 	}
 	noise := make([]float64, n*phi*L*V)
 	for i := range noise {
-		noise[i] = -math.Log(-math.Log(openUnit(rng)))
+		noise[i] = -math.Log(rng.ExpFloat64()) // Gumbel(0,1): −log of an Exp(1) draw
 	}
 	scale := lambda / env.Target.Alpha
 	r := make([]float64, n*phi)
@@ -424,13 +431,4 @@ func (g GradLookAhead) Eval(rng *rand.Rand, env *Env, x []int, _ []float64, t, l
 	}
 	tiltedLME(r, phi, scale, logPsi, rhat)
 	return nil
-}
-
-// openUnit returns a uniform draw in (0, 1).
-func openUnit(rng *rand.Rand) float64 {
-	for {
-		if u := rng.Float64(); u > 0 {
-			return u
-		}
-	}
 }
