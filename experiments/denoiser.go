@@ -137,6 +137,9 @@ func TrainDenoiser(cfg Config, log io.Writer) (*TrainReport, error) {
 	if err := writeCurve(filepath.Join(cfg.Out, "train_curve.csv"), curve); err != nil {
 		return nil, err
 	}
+	if err := plotCurve(filepath.Join(cfg.Out, "train_curve.png"), curve, cfg.Name); err != nil {
+		return nil, err
+	}
 	if err := writeJSON(filepath.Join(cfg.Out, "train_summary.json"), rep); err != nil {
 		return nil, err
 	}
@@ -267,6 +270,21 @@ func writeSamples(path string, x []int, L int) error {
 		}
 		return nil
 	})
+}
+
+// plotCurve draws the training loss and the held-out −ELBO of a curve.
+func plotCurve(path string, curve []objectives.Record, name string) error {
+	var step, loss, vs, val []float64
+	for _, r := range curve {
+		step, loss = append(step, float64(r.Step)), append(loss, r.Loss)
+		if !math.IsNaN(r.ValELBO) {
+			vs, val = append(vs, float64(r.Step)), append(val, r.ValELBO)
+		}
+	}
+	if len(step) == 0 {
+		return nil
+	}
+	return plots.LossCurve(path, step, loss, vs, val, name+": MDLM loss (nats/token) and held-out −ELBO")
 }
 
 func writeCurve(path string, curve []objectives.Record) error {

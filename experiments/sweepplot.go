@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/ddsmc/ddsmc/objectives"
 	"github.com/ddsmc/ddsmc/plots"
 )
 
@@ -427,4 +428,33 @@ func fmtNum(x float64) string {
 	default:
 		return strconv.FormatFloat(x, 'g', 2, 64)
 	}
+}
+
+// PlotTraining redraws DIR/train_curve.png from DIR/train_curve.csv (a
+// denoiser's output directory) and returns its path.
+func PlotTraining(dir string) (string, error) {
+	f, err := os.Open(filepath.Join(dir, "train_curve.csv"))
+	if err != nil {
+		return "", fmt.Errorf("experiments: %s holds neither a sweep (sweep.json) nor a training curve: %w", dir, err)
+	}
+	defer f.Close()
+	rows, err := csv.NewReader(f).ReadAll()
+	if err != nil || len(rows) < 2 {
+		return "", fmt.Errorf("experiments: %s/train_curve.csv: unreadable or empty: %v", dir, err)
+	}
+	var curve []objectives.Record
+	for _, r := range rows[1:] {
+		if len(r) < 3 {
+			return "", fmt.Errorf("experiments: %s/train_curve.csv: short row %v", dir, r)
+		}
+		st, err1 := strconv.Atoi(r[0])
+		loss, err2 := strconv.ParseFloat(r[1], 64)
+		val, err3 := strconv.ParseFloat(r[2], 64)
+		if err1 != nil || err2 != nil || err3 != nil {
+			return "", fmt.Errorf("experiments: %s/train_curve.csv: bad row %v", dir, r)
+		}
+		curve = append(curve, objectives.Record{Step: st, Loss: loss, ValELBO: val})
+	}
+	out := filepath.Join(dir, "train_curve.png")
+	return out, plotCurve(out, curve, filepath.Base(dir))
 }

@@ -235,13 +235,21 @@ func cmdSweep(args []string, stdout, stderr io.Writer) error {
 }
 
 func cmdPlot(args []string, stdout, stderr io.Writer) error {
-	fs, _ := newFlags("plot", "<dir>", "Redraws the figures of a finished (or partial) sweep in DIR/figures from DIR/results.csv\nand the runs' traces and samples, without recomputing anything, and prints the\nsummary table (mean ± standard error over repeats, per point).", stderr)
+	fs, _ := newFlags("plot", "<dir>", "Redraws the figures of a finished (or partial) sweep in DIR/figures from DIR/results.csv\nand the runs' traces and samples, without recomputing anything, and prints the\nsummary table (mean ± standard error over repeats, per point). Given a denoiser's\ndirectory instead (train_curve.csv), redraws its training curve.", stderr)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	if fs.NArg() != 1 {
 		fs.Usage()
 		return fmt.Errorf("%w: ddsmc plot takes exactly one sweep directory", errUsage)
+	}
+	if _, err := os.Stat(filepath.Join(fs.Arg(0), "sweep.json")); err != nil {
+		png, err := experiments.PlotTraining(fs.Arg(0)) // a denoiser's directory
+		if err != nil {
+			return err
+		}
+		fmt.Fprintln(stdout, png)
+		return nil
 	}
 	figs, err := experiments.PlotSweep(fs.Arg(0))
 	if err != nil {
