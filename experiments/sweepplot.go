@@ -19,6 +19,7 @@ import (
 // with their axis labels.
 var plotMetrics = []struct{ key, label string }{
 	{"reward_mean", "mean reward"},
+	{"reward_max", "best reward among the outputs"},
 	{"emd", "EMD to target (grid units)"},
 	{"diversity", "unique grid points"},
 	{"ess_min", "min ESS/N"},
@@ -365,7 +366,7 @@ func readPoints(path string) ([][2]int, error) {
 }
 
 // summaryMetrics are the columns of SummaryTable.
-var summaryMetrics = []string{"reward_mean", "emd", "diversity", "ess_min", "ess_mean", "resamples", "log_z_error", "tv_exact", "wall_s"}
+var summaryMetrics = []string{"reward_mean", "reward_max", "emd", "diversity", "ess_min", "ess_mean", "resamples", "log_z_error", "tv_exact", "wall_s"}
 
 // SummaryTable returns a Markdown table of a sweep directory's results:
 // one row per point, mean ± standard error over its repeats.
