@@ -390,7 +390,7 @@ func (g GradLookAhead) Eval(rng *rand.Rand, env *Env, x []int, _ []float64, t, l
 	}
 	noise := make([]float64, n*phi*L*V)
 	for i := range noise {
-		noise[i] = -math.Log(rng.ExpFloat64()) // Gumbel(0,1): −log of an Exp(1) draw
+		noise[i] = gumbel(rng)
 	}
 	scale := lambda / env.Target.Alpha
 	r := make([]float64, n*phi)
@@ -431,4 +431,16 @@ func (g GradLookAhead) Eval(rng *rand.Rand, env *Env, x []int, _ []float64, t, l
 	}
 	tiltedLME(r, phi, scale, logPsi, rhat)
 	return nil
+}
+
+// gumbel draws a standard Gumbel variate as −log E with E ~ Exp(1).
+// rand.ExpFloat64 returns exactly 0 with probability 2^-32 (a run of the
+// gradient proposal draws ~10^8 variates), which would give +Inf, so such
+// draws are repeated.
+func gumbel(rng *rand.Rand) float64 {
+	for {
+		if e := rng.ExpFloat64(); e > 0 {
+			return -math.Log(e)
+		}
+	}
 }

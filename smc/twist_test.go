@@ -481,3 +481,32 @@ func TestGradLookAheadErrors(t *testing.T) {
 		t.Errorf("New with an empty pool: %v", err)
 	}
 }
+
+// zeroOnce is a rand.Source whose first output makes ExpFloat64 return
+// exactly 0 (a zero 64-bit draw), then behaves like PCG.
+type zeroOnce struct {
+	done bool
+	pcg  *rand.PCG
+}
+
+func (z *zeroOnce) Uint64() uint64 {
+	if !z.done {
+		z.done = true
+		return 0
+	}
+	return z.pcg.Uint64()
+}
+
+// TestGumbelNeverInfinite: rand.ExpFloat64 can return exactly 0, which
+// must not turn into a +Inf Gumbel variate.
+func TestGumbelNeverInfinite(t *testing.T) {
+	rng := rand.New(&zeroOnce{pcg: rand.NewPCG(1, 2)})
+	if e := rand.New(&zeroOnce{pcg: rand.NewPCG(1, 2)}).ExpFloat64(); e != 0 {
+		t.Skipf("ExpFloat64 of a zero draw is %v here; the case cannot be provoked", e)
+	}
+	for i := range 1000 {
+		if g := gumbel(rng); math.IsInf(g, 0) || math.IsNaN(g) {
+			t.Fatalf("draw %d: gumbel = %v", i, g)
+		}
+	}
+}
