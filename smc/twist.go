@@ -247,73 +247,88 @@ func (e ExactLookAhead) Eval(_ *rand.Rand, env *Env, x []int, ev []float64, t, l
 	if maxEnum <= 0 {
 		maxEnum = 1 << 16
 	}
+	// Particles that share a state share its (deterministic) look-ahead.
+	type done struct{ psi, rhat float64 }
+	seen := map[string]done{}
 	for i := range logPsi {
-		xi := x[i*L : (i+1)*L]
-		logits := env.Target.Base.X0Logits(ev[i*W : (i+1)*W])
-		var masked []int
-		for l, v := range xi {
-			if v == V {
-				masked = append(masked, l)
-				if err := logSoftmax(logits[l*V:(l+1)*V], lp[l*V:(l+1)*V]); err != nil {
-					return fmt.Errorf("%w (particle %d, position %d)", err, i, l)
-				}
-			}
-		}
-		if isAdd {
-			s := 0.0
-			z := make([]float64, V)
-			for l, v := range xi {
-				if len(terms[l]) != V {
-					return fmt.Errorf("smc: additive reward position %d has %d terms, want V = %d", l, len(terms[l]), V)
-				}
-				if v != V {
-					s += scale * terms[l][v]
-					continue
-				}
-				for u := range V {
-					z[u] = lp[l*V+u] + scale*terms[l][u]
-				}
-				s += LogSumExp(z)
-			}
-			if math.IsNaN(s) || math.IsInf(s, 1) {
-				return fmt.Errorf("smc: exact look-ahead of particle %d is %v (reward terms must be finite or -Inf)", i, s)
-			}
-			logPsi[i] = s
-			rhat[i] = s / scale
+		key := stateKey(x[i*L : (i+1)*L])
+		if d, ok := seen[key]; ok {
+			logPsi[i], rhat[i] = d.psi, d.rhat
 			continue
 		}
-		count := 1
-		for range masked {
-			if count > maxEnum/V {
-				return fmt.Errorf("smc: exact look-ahead of particle %d needs %d^%d completions, more than max_enum = %d",
-					i, V, len(masked), maxEnum)
-			}
-			count *= V
-		}
-		x0 := make([]int, count*L)
-		logp := make([]float64, count)
-		for c := range count {
-			row := x0[c*L : (c+1)*L]
-			copy(row, xi)
-			rest, lpc := c, 0.0
-			for _, l := range masked {
-				u := rest % V
-				rest /= V
-				row[l] = u
-				lpc += lp[l*V+u]
-			}
-			logp[c] = lpc
-		}
-		r := make([]float64, count)
-		if err := env.rewards(x0, r, "exact look-ahead completion"); err != nil {
+		if err := e.one(env, x[i*L:(i+1)*L], env.Target.Base.X0Logits(ev[i*W:(i+1)*W]), i, scale, maxEnum, isAdd, terms, lp, &logPsi[i], &rhat[i]); err != nil {
 			return err
 		}
-		for c := range count {
-			logp[c] += scale * r[c]
-		}
-		logPsi[i] = LogSumExp(logp)
-		rhat[i] = logPsi[i] / scale
+		seen[key] = done{logPsi[i], rhat[i]}
 	}
+	return nil
+}
+
+// one computes the exact look-ahead of particle i.
+func (e ExactLookAhead) one(env *Env, xi []int, logits []float64, i int, scale float64, maxEnum int, isAdd bool, terms [][]float64, lp []float64, logPsi, rhat *float64) error {
+	L, V := env.L, env.V
+	var masked []int
+	for l, v := range xi {
+		if v == V {
+			masked = append(masked, l)
+			if err := logSoftmax(logits[l*V:(l+1)*V], lp[l*V:(l+1)*V]); err != nil {
+				return fmt.Errorf("%w (particle %d, position %d)", err, i, l)
+			}
+		}
+	}
+	if isAdd {
+		s := 0.0
+		z := make([]float64, V)
+		for l, v := range xi {
+			if len(terms[l]) != V {
+				return fmt.Errorf("smc: additive reward position %d has %d terms, want V = %d", l, len(terms[l]), V)
+			}
+			if v != V {
+				s += scale * terms[l][v]
+				continue
+			}
+			for u := range V {
+				z[u] = lp[l*V+u] + scale*terms[l][u]
+			}
+			s += LogSumExp(z)
+		}
+		if math.IsNaN(s) || math.IsInf(s, 1) {
+			return fmt.Errorf("smc: exact look-ahead of particle %d is %v (reward terms must be finite or -Inf)", i, s)
+		}
+		*logPsi, *rhat = s, s/scale
+		return nil
+	}
+	count := 1
+	for range masked {
+		if count > maxEnum/V {
+			return fmt.Errorf("smc: exact look-ahead of particle %d needs %d^%d completions, more than max_enum = %d",
+				i, V, len(masked), maxEnum)
+		}
+		count *= V
+	}
+	x0 := make([]int, count*L)
+	logp := make([]float64, count)
+	for c := range count {
+		row := x0[c*L : (c+1)*L]
+		copy(row, xi)
+		rest, lpc := c, 0.0
+		for _, l := range masked {
+			u := rest % V
+			rest /= V
+			row[l] = u
+			lpc += lp[l*V+u]
+		}
+		logp[c] = lpc
+	}
+	r := make([]float64, count)
+	if err := env.rewards(x0, r, "exact look-ahead completion"); err != nil {
+		return err
+	}
+	for c := range count {
+		logp[c] += scale * r[c]
+	}
+	*logPsi = LogSumExp(logp)
+	*rhat = *logPsi / scale
 	return nil
 }
 
