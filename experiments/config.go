@@ -29,6 +29,7 @@ type Config struct {
 	Train     objectives.TrainConfig `toml:"train"`     // training loop
 	Sample    SampleConfig           `toml:"sample"`    // unguided sampling
 	SMC       SMCConfig              `toml:"smc"`       // SMC steering (ddsmc smc)
+	Proposal  ProposalConfig         `toml:"proposal"`  // amortised proposal training (ddsmc train-proposal)
 }
 
 // DataConfig selects a data set.
@@ -68,8 +69,9 @@ func Default() Config {
 		Diffusion: DiffusionConfig{Schedule: "linear", Eps: 1e-3, Steps: 100, Grid: "linear", Remask: "rescale"},
 		Train: objectives.TrainConfig{Steps: 6000, Batch: 256, LR: 1e-3, ValEvery: 1000, ValSamples: 4,
 			CheckpointEvery: 2000, Seed: 2},
-		Sample: SampleConfig{N: 100000, Batch: 1000, Seed: 3, Exact: true},
-		SMC:    DefaultSMC(),
+		Sample:   SampleConfig{N: 100000, Batch: 1000, Seed: 3, Exact: true},
+		SMC:      DefaultSMC(),
+		Proposal: DefaultProposal(),
 	}
 }
 
@@ -159,6 +161,9 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("diffusion.eps is NaN")
 	}
 	if err := c.SMC.Validate(); err != nil {
+		return err
+	}
+	if err := c.Proposal.Validate(); err != nil {
 		return err
 	}
 	if c.SMC.Lambda == "list" {

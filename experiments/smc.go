@@ -25,7 +25,7 @@ type SMCConfig struct {
 	// guidance without weights or resampling; all particles kept) or
 	// "plain" (N unguided samples).
 	Method    string  `toml:"method"`
-	Proposal  string  `toml:"proposal"`  // "reverse", "lop" or "grad"
+	Proposal  string  `toml:"proposal"`  // "reverse", "lop", "grad" or "learned" (the amortised q_φ)
 	Twist     string  `toml:"twist"`     // "none", "mc", "exact" or "grad"
 	Phi       int     `toml:"phi"`       // look-ahead samples φ (mc and grad twists)
 	Tau       float64 `toml:"tau"`       // Gumbel-softmax temperature τ (grad twist)
@@ -52,6 +52,8 @@ type SMCConfig struct {
 	Batch   int    `toml:"batch"`    // sequences per denoiser call
 	Seed    uint64 `toml:"seed"`     // run seed
 	Dir     string `toml:"dir"`      // output directory of the run (default <out>/smc)
+
+	ProposalCkpt string `toml:"proposal_ckpt"` // q_φ checkpoint for proposal = "learned" (default <out>/proposal.ckpt)
 }
 
 // OutDir returns where RunSMC writes: smc.dir, or <out>/smc.
@@ -92,8 +94,10 @@ func (c *SMCConfig) applyMethod(defined func(key string) bool) error {
 		prop, twist, final = "grad", "grad", "all"
 	case "plain":
 		prop, twist, final = "reverse", "none", "all"
+	case "prop-amot":
+		prop, twist, final = "learned", "none", "all"
 	default:
-		return fmt.Errorf("smc.method = %q: want smc, bon, prop-grad or plain", c.Method)
+		return fmt.Errorf("smc.method = %q: want smc, bon, prop-grad, prop-amot or plain", c.Method)
 	}
 	if err := set("proposal", &c.Proposal, prop); err != nil {
 		return err
@@ -113,8 +117,8 @@ func (c *SMCConfig) applyMethod(defined func(key string) bool) error {
 // Validate reports the first bad [smc] value, naming its key.
 func (c *SMCConfig) Validate() error {
 	switch {
-	case c.Proposal != "reverse" && c.Proposal != "lop" && c.Proposal != "grad":
-		return fmt.Errorf("smc.proposal = %q: want reverse, lop or grad", c.Proposal)
+	case c.Proposal != "reverse" && c.Proposal != "lop" && c.Proposal != "grad" && c.Proposal != "learned":
+		return fmt.Errorf("smc.proposal = %q: want reverse, lop, grad or learned", c.Proposal)
 	case c.Twist != "none" && c.Twist != "mc" && c.Twist != "exact" && c.Twist != "grad":
 		return fmt.Errorf("smc.twist = %q: want none, mc, exact or grad", c.Twist)
 	case c.Phi < 1:
@@ -285,6 +289,31 @@ func BuildSampler(cfg Config, task *Task, m *graph.Model) (*smc.Sampler, smc.Tar
 		prop = smc.LOP{MaxEnum: sc.MaxEnum}
 	case "grad":
 		prop = smc.GradProposal{Space: sc.Tilt, Centre: sc.Centre, Clip: sc.Clip}
+	case "learned":
+		path := sc.ProposalCkpt
+		if path == "" {
+			path = cfg.ProposalCheckpointPath()
+		}
+		qm, _, err := LoadProposal(path)
+		if err != nil {
+			return nil, smc.Target{}, fmt.Errorf("experiments: proposal = \"learned\": %w (train one with ddsmc train-proposal)", err)
+		}
+		if L, V := qm.Shape(); L != task.L || V != task.V {
+			return nil, smc.Target{}, fmt.Errorf("experiments: proposal checkpoint %s is for L=%d, V=%d, not L=%d, V=%d", path, L, V, task.L, task.V)
+		}
+		qs := make([]diffusion.Denoiser, sc.Workers)
+		for w := range qs {
+			c := qm
+			if w > 0 {
+				if c, err = qm.Clone(); err != nil {
+					return nil, smc.Target{}, err
+				}
+			}
+			qs[w] = c
+		}
+		if prop, err = smc.NewLearned(k, qs, sc.Batch); err != nil {
+			return nil, smc.Target{}, err
+		}
 	}
 	res, err := smc.ParseResampler(sc.Resampler)
 	if err != nil {

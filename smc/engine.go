@@ -174,6 +174,8 @@ type Info struct {
 	LogZ       float64   `json:"log_z"`       // log Ẑ so far
 	Dead       int       `json:"dead"`        // particles with zero weight before resampling
 	Increments []float64 `json:"-"`           // incremental log-weights of this step
+	LogQ       []float64 `json:"-"`           // log q(x_s|x_t) of this step's proposal, per particle
+	LogK       []float64 `json:"-"`           // log k(x_s|x_t) of the target's path kernel, per particle
 }
 
 // Init returns the initial state: N all-mask particles at t = 1, weighted
@@ -307,6 +309,7 @@ func (s *Sampler) Step(rng *rand.Rand, st *State) (Info, error) {
 	if err != nil {
 		return info, wrap(err)
 	}
+	info.LogQ, info.LogK = logq, logk
 
 	// 3. Maybe resample.
 	if !final {

@@ -5,6 +5,7 @@
 //	ddsmc train  <config.toml|name> train a denoiser
 //	ddsmc sample <config.toml|name> draw unguided samples and score them
 //	ddsmc smc    <config.toml|name> run SMC (or a baseline) on the reward-tilted target
+//	ddsmc train-proposal <config.toml|name> train an amortised proposal q_φ (log-variance loss)
 //	ddsmc sweep  <sweep.toml|name>  run a resumable sweep of SMC settings, R seeded repeats each
 //	ddsmc plot   <dir>              (re)draw a finished sweep's figures without recomputing
 //	ddsmc configs                   list the built-in configs
@@ -35,6 +36,7 @@ Usage:
   ddsmc train  [flags] <config|name>    train a denoiser from a TOML config
   ddsmc sample [flags] <config|name>    draw unguided samples from a trained denoiser, write CSV
   ddsmc smc    [flags] <config|name>    steer a trained denoiser with SMC ([smc] table), write samples, summary, trace
+  ddsmc train-proposal [flags] <config|name>  train an amortised proposal q_φ ([proposal] table) for SMC-amot
   ddsmc sweep  [flags] <sweep|name>     run a sweep (Cartesian product × repeats) into -out DIR; resumable
   ddsmc plot   <dir>                    (re)draw a sweep's figures from DIR/results.csv and its traces
   ddsmc configs                         list the built-in configs
@@ -75,6 +77,8 @@ func run(args []string, stdout, stderr io.Writer) (code int) {
 		err = cmdSMC(rest, stdout, stderr)
 	case "sweep":
 		err = cmdSweep(rest, stdout, stderr)
+	case "train-proposal":
+		err = cmdTrainProposal(rest, stdout, stderr)
 	case "plot":
 		err = cmdPlot(rest, stdout, stderr)
 	case "demo":
@@ -194,6 +198,16 @@ func cmdSMC(args []string, stdout, stderr io.Writer) error {
 	}
 	defer stop()
 	_, err = experiments.RunSMC(cfg, stdout)
+	return err
+}
+
+func cmdTrainProposal(args []string, stdout, stderr io.Writer) error {
+	cfg, stop, err := parseRun("train-proposal", "Fine-tunes a copy of <out>/denoiser.ckpt into an amortised proposal q_φ with the\nlog-variance loss (paper §4) on p(x0)·exp(r(x0)/smc.alpha), using the [proposal] table.\nWrites <out>/proposal.ckpt (best validation epoch; F_ψ in its metadata), proposal_curve.csv,\nproposal_curve.png and proposal_summary.json. Use it with smc.proposal = \"learned\"\n(SMC-amot) or smc.method = \"prop-amot\".", args, stderr)
+	if err != nil {
+		return err
+	}
+	defer stop()
+	_, err = experiments.TrainProposal(cfg, stderr)
 	return err
 }
 
