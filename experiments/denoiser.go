@@ -322,6 +322,8 @@ func sanitise(v any) any {
 		return c
 	case *SMCReport:
 		return nullNonFinite(r)
+	case *ProposalReport:
+		return nullNonFinite(r)
 	}
 	return v
 }

@@ -35,7 +35,7 @@ type ProposalConfig struct {
 	KLWeight        float64 `toml:"kl_weight"`         // weight of the KL term
 	Entropy         float64 `toml:"entropy"`           // entropy bonus weight
 	Truncate        int     `toml:"truncate"`          // backpropagate the last K steps only (0 = all)
-	Patience        int     `toml:"patience"`          // epochs without a better validation reward before stopping
+	Patience        int     `toml:"patience"`          // epochs without a lower validation Σ_t Var(log w_t) before stopping
 	ValSamples      int     `toml:"val_samples"`       // q_φ samples for the validation reward
 	Seed            uint64  `toml:"seed"`
 }
@@ -98,7 +98,8 @@ type ProposalReport struct {
 	Config      string          `json:"config"`
 	Epochs      []ProposalEpoch `json:"epochs"`
 	Best        int             `json:"best_epoch"`
-	BestReward  float64         `json:"best_val_reward"`
+	BestReward  float64         `json:"best_val_reward"`   // q_φ's mean reward at the best epoch
+	BestStepVar float64         `json:"best_val_step_var"` // Σ_t Var(log w_t) at the best epoch (the selection criterion)
 	BaseReward  float64         `json:"base_val_reward"` // p_θ alone, for reference
 	Seconds     float64         `json:"seconds"`
 	Checkpoint  string          `json:"checkpoint"`
@@ -231,7 +232,7 @@ func TrainProposal(cfg Config, log io.Writer) (*ProposalReport, error) {
 		}
 		return m, nil
 	}
-	rep := &ProposalReport{Config: cfg.Name, Checkpoint: cfg.ProposalCheckpointPath(), Best: -1, BestReward: math.Inf(-1),
+	rep := &ProposalReport{Config: cfg.Name, Checkpoint: cfg.ProposalCheckpointPath(), Best: -1, BestReward: math.NaN(), BestStepVar: math.Inf(1),
 		TargetWords: fmt.Sprintf("p_theta(x0)·exp(r(x0)/%g)", cfg.SMC.Alpha)}
 	if rep.BaseReward, err = meanReward(valP, pc.Seed); err != nil {
 		return nil, err
@@ -312,9 +313,12 @@ func TrainProposal(cfg Config, log io.Writer) (*ProposalReport, error) {
 		}
 		ep := ProposalEpoch{Epoch: epoch, Loss: sum, ValReward: vr, StepVar: stepVar, Seconds: time.Since(epStart).Seconds()}
 		rep.Epochs = append(rep.Epochs, ep)
-		better := vr > rep.BestReward
+		// The checkpoint and early stopping follow the objective itself, the
+		// per-step log-weight variance on fresh rollouts (not the reward: a
+		// proposal that over-tilts toward high reward is not closer to π).
+		better := stepVar < rep.BestStepVar
 		if better {
-			rep.Best, rep.BestReward, since = epoch, vr, 0
+			rep.Best, rep.BestReward, rep.BestStepVar, since = epoch, vr, stepVar, 0
 			fb, _ := json.Marshal(loss.F())
 			if err := q.Save(cfg.ProposalCheckpointPath(), map[string]string{"f_psi": string(fb), "epoch": strconv.Itoa(epoch),
 				"val_reward": strconv.FormatFloat(vr, 'g', 6, 64), "base": cfg.CheckpointPath(), "alpha": strconv.FormatFloat(cfg.SMC.Alpha, 'g', -1, 64)}); err != nil {
@@ -333,8 +337,8 @@ func TrainProposal(cfg Config, log io.Writer) (*ProposalReport, error) {
 	if err := writeJSON(filepath.Join(cfg.Out, "proposal_summary.json"), rep); err != nil {
 		return nil, err
 	}
-	fmt.Fprintf(log, "trained %d epochs in %.0fs; best epoch %d: q_phi mean reward %.4f (p_theta %.4f); %s\n",
-		len(rep.Epochs), rep.Seconds, rep.Best, rep.BestReward, rep.BaseReward, rep.Checkpoint)
+	fmt.Fprintf(log, "trained %d epochs in %.0fs; best epoch %d (lowest sum_t Var(log w_t) = %.4f): q_phi mean reward %.4f (p_theta %.4f); %s\n",
+		len(rep.Epochs), rep.Seconds, rep.Best, rep.BestStepVar, rep.BestReward, rep.BaseReward, rep.Checkpoint)
 	return rep, nil
 }
 
