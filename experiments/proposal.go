@@ -100,7 +100,7 @@ type ProposalReport struct {
 	Best        int             `json:"best_epoch"`
 	BestReward  float64         `json:"best_val_reward"`   // q_φ's mean reward at the best epoch
 	BestStepVar float64         `json:"best_val_step_var"` // Σ_t Var(log w_t) at the best epoch (the selection criterion)
-	BaseReward  float64         `json:"base_val_reward"` // p_θ alone, for reference
+	BaseReward  float64         `json:"base_val_reward"`   // p_θ alone, for reference
 	Seconds     float64         `json:"seconds"`
 	Checkpoint  string          `json:"checkpoint"`
 	TargetWords string          `json:"target"`
