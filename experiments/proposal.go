@@ -29,6 +29,9 @@ type ProposalConfig struct {
 	LR              float64 `toml:"lr"`                // Adam learning rate (q_φ and F_ψ; no weight decay)
 	Clip            float64 `toml:"clip"`              // global-norm gradient clipping (0 = off)
 	Phi             int     `toml:"phi"`               // look-ahead samples M of the rollouts' twist
+	Lambda          string  `toml:"lambda"`            // tempering of the rollouts' twist: constant (paper), linear, exp, time
+	LambdaK         int     `toml:"lambda_k"`          // linear ramp length
+	LambdaGamma     float64 `toml:"lambda_gamma"`      // exp ramp rate
 	Policy          string  `toml:"policy"`            // "on" (q_φ), "off" (p_θ) or "mixed"
 	OnFraction      float64 `toml:"on_fraction"`       // fraction of on-policy trajectories for "mixed"
 	KL              string  `toml:"kl"`                // "none", "forward" or "backward" (to p_θ's x0 predictions)
@@ -43,7 +46,7 @@ type ProposalConfig struct {
 // DefaultProposal is the paper's toy setting (§4.5): Adam 1e-3, batch 128,
 // ≤ 100 epochs × 20 batches, patience 5, M = 10, on-policy, no KL.
 func DefaultProposal() ProposalConfig {
-	return ProposalConfig{Epochs: 100, BatchesPerEpoch: 20, Batch: 128, LR: 1e-3, Phi: 10, Policy: "on",
+	return ProposalConfig{Epochs: 100, BatchesPerEpoch: 20, Batch: 128, LR: 1e-3, Phi: 10, Lambda: "constant", LambdaK: 30, LambdaGamma: 0.05, Policy: "on",
 		OnFraction: 0.9, KL: "none", Patience: 5, ValSamples: 1000, Seed: 6}
 }
 
@@ -72,10 +75,15 @@ func (c ProposalConfig) Validate() error {
 		return fmt.Errorf("proposal.kl_weight = %v, proposal.entropy = %v: must be >= 0", c.KLWeight, c.Entropy)
 	case c.Truncate < 0:
 		return fmt.Errorf("proposal.truncate = %d: must be >= 0", c.Truncate)
+	case c.Lambda == "list":
+		return fmt.Errorf("proposal.lambda = \"list\" is not supported; use constant, linear, exp or time")
 	case c.Patience < 1:
 		return fmt.Errorf("proposal.patience = %d: must be >= 1", c.Patience)
 	case c.ValSamples < 1:
 		return fmt.Errorf("proposal.val_samples = %d: must be >= 1", c.ValSamples)
+	}
+	if err := (smc.Lambda{Kind: c.Lambda, K: c.LambdaK, Gamma: c.LambdaGamma}).Validate(1); err != nil {
+		return fmt.Errorf("proposal.lambda: %w", err)
 	}
 	return nil
 }
@@ -149,6 +157,7 @@ func TrainProposal(cfg Config, log io.Writer) (*ProposalReport, error) {
 	if err := pc.Validate(); err != nil {
 		return nil, err
 	}
+	lambda := smc.Lambda{Kind: pc.Lambda, K: pc.LambdaK, Gamma: pc.LambdaGamma}
 	task, err := loadReference(cfg.Data)
 	if err != nil {
 		return nil, err
@@ -187,7 +196,7 @@ func TrainProposal(cfg Config, log io.Writer) (*ProposalReport, error) {
 	}
 	target := smc.Target{Base: pBase, Reward: reward, Alpha: cfg.SMC.Alpha}
 	sampler := func(n int, prop smc.Proposal, tw smc.Twist) (*smc.Sampler, error) {
-		return smc.New(target, smc.Config{N: n, Grid: grid, Lambda: smc.Lambda{Kind: "constant"}, Twist: tw,
+		return smc.New(target, smc.Config{N: n, Grid: grid, Lambda: lambda, Twist: tw,
 			Proposal: prop, Trigger: smc.Trigger{Kind: "never"}, Final: smc.FinalWeighted, Workers: 1})
 	}
 	learned, err := smc.NewLearned(k, []diffusion.Denoiser{q}, 256)
