@@ -7,6 +7,7 @@ import (
 	"io"
 	"math"
 	"math/rand/v2"
+	"os"
 	"path/filepath"
 	"strconv"
 	"time"
@@ -250,6 +251,7 @@ func TrainProposal(cfg Config, log io.Writer) (*ProposalReport, error) {
 		cfg.Name, cfg.CheckpointPath(), q.Store.NumParams(), T, pc.Batch, pc.Policy, pc.Phi, cfg.SMC.Alpha, pc.LR, rep.BaseReward)
 	start := time.Now()
 	since := 0
+	tty := isTerminal(log) // per-batch progress redraws in place on a terminal only
 	for epoch := 1; epoch <= pc.Epochs && since < pc.Patience; epoch++ {
 		epStart := time.Now()
 		sum := 0.0
@@ -287,7 +289,9 @@ func TrainProposal(cfg Config, log io.Writer) (*ProposalReport, error) {
 				return nil, err
 			}
 			sum += total / float64(pc.BatchesPerEpoch)
-			fmt.Fprintf(log, "\repoch %d batch %d/%d loss %.4f", epoch, b+1, pc.BatchesPerEpoch, total)
+			if tty {
+				fmt.Fprintf(log, "\repoch %d batch %d/%d loss %.4f", epoch, b+1, pc.BatchesPerEpoch, total)
+			}
 		}
 		// Validation: q_φ alone, and the per-step log-weight variance of an on-policy rollout.
 		vr, err := meanReward(valQ, pc.Seed+uint64(epoch))
@@ -336,7 +340,10 @@ func TrainProposal(cfg Config, log io.Writer) (*ProposalReport, error) {
 		} else {
 			since++
 		}
-		fmt.Fprintf(log, "\repoch %d: loss %.4f, q_phi mean reward %.4f, sum_t Var(log w_t) %.4f, %.1fs%s\n",
+		if tty {
+			fmt.Fprint(log, "\r")
+		}
+		fmt.Fprintf(log, "epoch %d: loss %.4f, q_phi mean reward %.4f, sum_t Var(log w_t) %.4f, %.1fs%s\n",
 			epoch, sum, vr, stepVar, ep.Seconds, map[bool]string{true: " (best; checkpoint saved)", false: ""}[better])
 		if err := writeProposalCurve(cfg.Out, rep.Epochs, cfg.Name); err != nil {
 			return nil, err
@@ -427,4 +434,14 @@ func LoadProposal(path string) (*graph.Model, []float64, error) {
 		}
 	}
 	return m, f, nil
+}
+
+// isTerminal reports whether w is a character device (a terminal).
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	st, err := f.Stat()
+	return err == nil && st.Mode()&os.ModeCharDevice != 0
 }
