@@ -42,6 +42,8 @@ type ProposalConfig struct {
 	Patience        int     `toml:"patience"`          // epochs without a lower validation Σ_t Var(log w_t) before stopping
 	ValSamples      int     `toml:"val_samples"`       // q_φ samples for the validation reward
 	Seed            uint64  `toml:"seed"`
+	LoRARank        int     `toml:"lora_rank"`  // > 0: train only rank-r adapters on every Linear (LoRA); 0 = full fine-tune
+	LoRAAlpha       float64 `toml:"lora_alpha"` // adapter scale alpha/rank (0 = scale 1)
 }
 
 // DefaultProposal is the paper's toy setting (§4.5): Adam 1e-3, batch 128,
@@ -82,6 +84,10 @@ func (c ProposalConfig) Validate() error {
 		return fmt.Errorf("proposal.patience = %d: must be >= 1", c.Patience)
 	case c.ValSamples < 1:
 		return fmt.Errorf("proposal.val_samples = %d: must be >= 1", c.ValSamples)
+	case c.LoRARank < 0:
+		return fmt.Errorf("proposal.lora_rank = %d: must be >= 0", c.LoRARank)
+	case !(c.LoRAAlpha >= 0) || math.IsInf(c.LoRAAlpha, 1):
+		return fmt.Errorf("proposal.lora_alpha = %v: must be finite and >= 0", c.LoRAAlpha)
 	}
 	if err := (smc.Lambda{Kind: c.Lambda, K: c.LambdaK, Gamma: c.LambdaGamma}).Validate(1); err != nil {
 		return fmt.Errorf("proposal.lambda: %w", err)
@@ -113,6 +119,25 @@ type ProposalReport struct {
 	Seconds     float64         `json:"seconds"`
 	Checkpoint  string          `json:"checkpoint"`
 	TargetWords string          `json:"target"`
+}
+
+// newProposalModel returns q_φ at initialisation: a copy of the base
+// denoiser, with zero-initialised low-rank adapters on every Linear when
+// lora_rank > 0 (so q_φ = p_θ either way).
+func newProposalModel(base *graph.Model, pc ProposalConfig) (*graph.Model, error) {
+	if pc.LoRARank == 0 {
+		return base.Clone()
+	}
+	qc := base.Cfg
+	qc.LoRARank, qc.LoRAAlpha = pc.LoRARank, pc.LoRAAlpha
+	q, err := graph.New(qc)
+	if err != nil {
+		return nil, err
+	}
+	if err := q.LoadBase(base); err != nil {
+		return nil, err
+	}
+	return q, nil
 }
 
 // rollouts runs one batch of trajectories of the given proposal on the
@@ -167,7 +192,7 @@ func TrainProposal(cfg Config, log io.Writer) (*ProposalReport, error) {
 	if err != nil {
 		return nil, err
 	}
-	q, err := base.Clone()
+	q, err := newProposalModel(base, pc)
 	if err != nil {
 		return nil, err
 	}
@@ -181,7 +206,7 @@ func TrainProposal(cfg Config, log io.Writer) (*ProposalReport, error) {
 		ref = base
 	}
 	loss, err := objectives.NewLogVarLoss(q, ref, k, objectives.LogVarConfig{Batch: pc.Batch, Steps: T, LR: pc.LR, Clip: pc.Clip,
-		KL: pc.KL, KLWeight: pc.KLWeight, EntropyWeight: pc.Entropy})
+		KL: pc.KL, KLWeight: pc.KLWeight, EntropyWeight: pc.Entropy, Trainable: q.Trainable()})
 	if err != nil {
 		return nil, err
 	}
@@ -247,8 +272,12 @@ func TrainProposal(cfg Config, log io.Writer) (*ProposalReport, error) {
 	if rep.BaseReward, err = meanReward(valP, pc.Seed); err != nil {
 		return nil, err
 	}
-	fmt.Fprintf(log, "train-proposal %s: q_phi = full fine-tune of %s (%d parameters), T=%d, batch %d (%s policy), phi=%d, alpha=%g, lr %g; p_theta mean reward %.4f\n",
-		cfg.Name, cfg.CheckpointPath(), q.Store.NumParams(), T, pc.Batch, pc.Policy, pc.Phi, cfg.SMC.Alpha, pc.LR, rep.BaseReward)
+	mode := "full fine-tune"
+	if pc.LoRARank > 0 {
+		mode = fmt.Sprintf("rank-%d LoRA adapters", pc.LoRARank)
+	}
+	fmt.Fprintf(log, "train-proposal %s: q_phi = %s of %s (%d parameters), T=%d, batch %d (%s policy), phi=%d, alpha=%g, lr %g; p_theta mean reward %.4f\n",
+		cfg.Name, mode, cfg.CheckpointPath(), q.Store.NumParams(), T, pc.Batch, pc.Policy, pc.Phi, cfg.SMC.Alpha, pc.LR, rep.BaseReward)
 	start := time.Now()
 	since := 0
 	tty := isTerminal(log) // per-batch progress redraws in place on a terminal only

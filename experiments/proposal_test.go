@@ -19,11 +19,19 @@ import (
 // check: SMC with the trained q_φ is consistent (weighted particles within
 // the TV bound of π).
 func TestLogVarianceTrainingApproachesTheTarget(t *testing.T) {
+	for _, rank := range []int{0, 4} {
+		t.Run(map[bool]string{true: "full", false: "lora"}[rank == 0], func(t *testing.T) { trainToy(t, rank) })
+	}
+}
+
+// trainToy is TestLogVarianceTrainingApproachesTheTarget for a full
+// fine-tune (rank 0) or rank-r LoRA adapters.
+func trainToy(t *testing.T, rank int) {
 	base, err := graph.New(graph.Config{Arch: "mlp", L: 2, V: 3, Embed: 8, Hidden: 16, Layers: 2, TimeDim: 4, Act: "silu", DType: "float64", InitSeed: 3})
 	if err != nil {
 		t.Fatal(err)
 	}
-	q, err := base.Clone()
+	q, err := newProposalModel(base, ProposalConfig{LoRARank: rank})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -49,7 +57,7 @@ func TestLogVarianceTrainingApproachesTheTarget(t *testing.T) {
 		tv, _ := diffusion.TotalVariation(qe.Base, ex.Target)
 		return tv
 	}
-	loss, err := objectives.NewLogVarLoss(q, nil, k, objectives.LogVarConfig{Batch: 64, Steps: 4, LR: 0.01})
+	loss, err := objectives.NewLogVarLoss(q, nil, k, objectives.LogVarConfig{Batch: 64, Steps: 4, LR: 0.01, Trainable: q.Trainable()})
 	if err != nil {
 		t.Fatal(err)
 	}

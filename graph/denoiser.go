@@ -1,6 +1,7 @@
 package graph
 
 import (
+	"errors"
 	"fmt"
 	"math"
 	"sync"
@@ -69,6 +70,68 @@ func (m *Model) Clone() (*Model, error) {
 		}
 	}
 	return c, nil
+}
+
+// LoadBase copies every parameter of base into m by name, for fine-tuning
+// a LoRA model (m.Cfg.LoRARank > 0) from a trained base model with the same
+// architecture: afterwards m computes exactly base's function, since m's
+// adapters that base lacks keep their initialisation (lora_B = 0). Values
+// are converted if the dtypes differ (then the match is only up to
+// rounding). It is an error, with nothing copied, when a non-adapter
+// parameter of m is missing from base, when base has a parameter m lacks
+// (e.g. adapters of a LoRA base loaded into a plain model), when shapes
+// differ, or when both models have adapters with different scales
+// (LoRAAlpha/LoRARank). Every problem is reported, one per line. m's
+// compiled programs share the parameter tensors, so they see the new
+// values without Invalidate.
+func (m *Model) LoadBase(base *Model) error {
+	if base == nil {
+		return fmt.Errorf("graph: LoadBase: base model is nil")
+	}
+	if base == m {
+		return fmt.Errorf("graph: LoadBase: base is the model itself")
+	}
+	if base.Cfg.LoRARank > 0 && m.Cfg.LoRARank > 0 && base.Cfg.LoRA().Scale() != m.Cfg.LoRA().Scale() {
+		return fmt.Errorf("graph: LoadBase: base adapter scale %v (lora_alpha %v, lora_rank %d) differs from the model's %v (lora_alpha %v, lora_rank %d)",
+			base.Cfg.LoRA().Scale(), base.Cfg.LoRAAlpha, base.Cfg.LoRARank, m.Cfg.LoRA().Scale(), m.Cfg.LoRAAlpha, m.Cfg.LoRARank)
+	}
+	var errs []error
+	for _, n := range m.Store.Names() {
+		bt, mt := base.Store.Get(n), m.Store.Get(n)
+		switch {
+		case bt == nil && !layers.IsLoRA(n):
+			errs = append(errs, fmt.Errorf("graph: LoadBase: base model lacks parameter %q (shape %v)", n, []int(mt.Shape())))
+		case bt != nil && !bt.Shape().Eq(mt.Shape()):
+			errs = append(errs, fmt.Errorf("graph: LoadBase: parameter %q has shape %v in the base model, %v in the model", n, []int(bt.Shape()), []int(mt.Shape())))
+		}
+	}
+	for _, n := range base.Store.Names() {
+		if m.Store.Get(n) == nil {
+			errs = append(errs, fmt.Errorf("graph: LoadBase: base parameter %q (shape %v) has no counterpart in the model", n, []int(base.Store.Get(n).Shape())))
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, n := range base.Store.Names() {
+		if err := layers.SetFloat64s(m.Store.Get(n), layers.Float64s(base.Store.Get(n), nil)); err != nil {
+			return fmt.Errorf("graph: LoadBase: parameter %q: %w", n, err)
+		}
+	}
+	return nil
+}
+
+// Trainable returns the parameter filter for fine-tuning m: layers.IsLoRA
+// (adapters only) when m has adapters (Cfg.LoRARank > 0), otherwise a
+// function accepting every parameter. It suits
+// objectives.LogVarConfig.Trainable.
+func (m *Model) Trainable() func(name string) bool {
+	if m.Cfg.LoRARank > 0 {
+		return layers.IsLoRA
+	}
+	return func(string) bool { return true }
 }
 
 // Shape returns the sequence length and vocabulary size (excluding MASK).

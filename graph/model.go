@@ -2,6 +2,7 @@ package graph
 
 import (
 	"fmt"
+	"math"
 
 	G "gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
@@ -23,6 +24,19 @@ type Config struct {
 	Act      string `toml:"activation" json:"activation"` // "relu", "gelu" or "silu"
 	DType    string `toml:"dtype" json:"dtype"`           // "float32" (default) or "float64"
 	InitSeed uint64 `toml:"init_seed" json:"init_seed"`   // seed of the deterministic initialisation
+
+	// LoRARank > 0 adds a low-rank adapter (layers.LoRAConfig) of this rank
+	// to every Linear layer of the denoiser (MLP layers, time embedding,
+	// attention projections, FFN and head; not the one-hot input projection,
+	// the LayerNorms or the positional embedding). 0 (the default) = off.
+	// Fresh adapters leave the function unchanged; see Model.LoadBase and
+	// Model.Trainable for fine-tuning only the adapters.
+	LoRARank int `toml:"lora_rank" json:"lora_rank,omitempty"`
+	// LoRAAlpha is the adapter scale numerator: the adapter term is
+	// (LoRAAlpha/LoRARank)·(x·A)·B. 0 means LoRAAlpha = LoRARank (scale 1).
+	// Must be finite and ≥ 0. Both fields are omitted from the JSON when 0,
+	// so configs without adapters serialise exactly as before.
+	LoRAAlpha float64 `toml:"lora_alpha" json:"lora_alpha,omitempty"`
 }
 
 // DefaultConfig returns the paper's GMM MLP (§6(a1): embedding 64, hidden
@@ -50,6 +64,10 @@ func (c Config) Validate() error {
 		return fmt.Errorf("graph: model.heads = %d: must be positive and divide model.embed = %d", c.Heads, c.Embed)
 	case c.DType != "float32" && c.DType != "float64":
 		return fmt.Errorf("graph: model.dtype = %q: want \"float32\" or \"float64\"", c.DType)
+	case c.LoRARank < 0:
+		return fmt.Errorf("graph: model.lora_rank = %d: must be ≥ 0 (0 = no adapters)", c.LoRARank)
+	case math.IsNaN(c.LoRAAlpha) || math.IsInf(c.LoRAAlpha, 0) || c.LoRAAlpha < 0:
+		return fmt.Errorf("graph: model.lora_alpha = %v: must be finite and ≥ 0 (0 = lora_rank, i.e. scale 1)", c.LoRAAlpha)
 	}
 	switch layers.Activation(c.Act) {
 	case layers.ReLU, layers.GeLU, layers.SiLU:
@@ -57,6 +75,11 @@ func (c Config) Validate() error {
 		return fmt.Errorf("graph: model.activation = %q: want relu, gelu or silu", c.Act)
 	}
 	return nil
+}
+
+// LoRA returns the adapter configuration Build installs in its context.
+func (c Config) LoRA() layers.LoRAConfig {
+	return layers.LoRAConfig{Rank: c.LoRARank, Alpha: c.LoRAAlpha}
 }
 
 func (c Config) dtype() tensor.Dtype {
@@ -76,7 +99,10 @@ type Net struct {
 }
 
 // Build adds the denoiser for batch size B to c's graph, creating the
-// model's parameters in c.Store on first use.
+// model's parameters in c.Store on first use. While it builds, c.LoRA is
+// set from cfg (cfg.LoRA()), so the denoiser's Linear layers get adapters
+// iff cfg.LoRARank > 0; c.LoRA is restored on return, so whatever the
+// caller adds to c afterwards (losses, reward heads) gets none.
 func Build(cfg Config, c *layers.Ctx, B int) (net *Net, err error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -84,6 +110,8 @@ func Build(cfg Config, c *layers.Ctx, B int) (net *Net, err error) {
 	if B <= 0 {
 		return nil, fmt.Errorf("graph: batch size %d must be positive", B)
 	}
+	defer func(saved layers.LoRAConfig) { c.LoRA = saved }(c.LoRA)
+	c.LoRA = cfg.LoRA()
 	defer func() {
 		if r := recover(); r != nil {
 			err = fmt.Errorf("graph: building %s denoiser: %v", cfg.Arch, r)

@@ -29,12 +29,17 @@ func must2(op string, x *G.Node) (int, int, error) {
 
 // Linear computes x·W + b for x of shape [N, in]: W has shape [in, out] and
 // b shape [out] (omitted when bias is false). Parameters are named
-// name+".W" and name+".b".
+// name+".W" and name+".b". With c.LoRA.Rank > 0 it adds the low-rank
+// adapter term (Alpha/Rank)·(x·A)·B described at LoRAConfig, with the extra
+// parameters name+".lora_A" and name+".lora_B".
 func Linear(c *Ctx, name string, x *G.Node, out int, bias bool) (y *G.Node, err error) {
 	defer catch("linear "+name, &err)
 	_, in, err := must2("linear "+name, x)
 	if err != nil {
 		return nil, err
+	}
+	if r := c.LoRA.Rank; r < 0 || c.LoRA.Alpha < 0 || math.IsNaN(c.LoRA.Alpha) || math.IsInf(c.LoRA.Alpha, 0) {
+		return nil, fmt.Errorf("layers: linear %s: LoRA rank %d / alpha %v: want rank ≥ 0 and a finite alpha ≥ 0", name, r, c.LoRA.Alpha)
 	}
 	w, err := c.Param(name+".W", []int{in, out}, InitNormal)
 	if err != nil {
@@ -47,6 +52,21 @@ func Linear(c *Ctx, name string, x *G.Node, out int, bias bool) (y *G.Node, err 
 			return nil, err
 		}
 		y = G.Must(G.BroadcastAdd(y, b, nil, []byte{0}))
+	}
+	if r := c.LoRA.Rank; r > 0 {
+		a, err := c.Param(name+LoRASuffixA, []int{in, r}, InitNormal)
+		if err != nil {
+			return nil, err
+		}
+		bm, err := c.Param(name+LoRASuffixB, []int{r, out}, InitZeros)
+		if err != nil {
+			return nil, err
+		}
+		xa := G.Must(G.Mul(x, a)) // [N, r]: scale the narrow factor
+		if s := c.LoRA.Scale(); s != 1 {
+			xa = G.Must(G.HadamardProd(xa, c.Const(s)))
+		}
+		y = G.Must(G.Add(y, G.Must(G.Mul(xa, bm))))
 	}
 	return y, nil
 }

@@ -6,6 +6,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"sort"
+	"strings"
 
 	G "gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
@@ -178,13 +179,54 @@ func grow(s []float64, n int) []float64 {
 // so a solver stepping them updates the store (training). Otherwise each node
 // gets its own tensor header over the master data: Gorgonia transposes
 // operand headers in place, so headers shared between machines race.
+//
+// With LoRA.Rank > 0, every Linear built through the context also gets a
+// low-rank adapter (see LoRAConfig).
 type Ctx struct {
 	G     *G.ExprGraph
 	Store *Store
 	Alias bool
+	LoRA  LoRAConfig
 
 	nodes  map[string]*G.Node
 	params G.Nodes
+}
+
+// LoRA suffixes of the adapter parameters added to a Linear layer "name":
+// name+LoRASuffixA has shape [in, Rank], name+LoRASuffixB shape [Rank, out].
+const (
+	LoRASuffixA = ".lora_A"
+	LoRASuffixB = ".lora_B"
+)
+
+// LoRAConfig switches on low-rank adapters (LoRA) in Linear. With Rank > 0,
+// Linear(c, name, x, out, bias) computes
+//
+//	y = x·W + b + (Alpha/Rank)·(x·A)·B
+//
+// with A = name+".lora_A" [in, Rank] (InitNormal, N(0, 1/in)) and
+// B = name+".lora_B" [Rank, out] (InitZeros), so a fresh adapter leaves the
+// layer's function unchanged (bit for bit: the adapter term is exactly 0).
+// Alpha 0 means Alpha = Rank (scale 1); Alpha < 0 is rejected by Linear.
+// Rank 0 (the zero value) turns adapters off. InputProjection, LayerNorm and
+// AddPositional never get adapters.
+type LoRAConfig struct {
+	Rank  int
+	Alpha float64
+}
+
+// Scale returns Alpha/Rank (1 when Alpha is 0), the adapter's multiplier.
+func (l LoRAConfig) Scale() float64 {
+	if l.Alpha == 0 {
+		return 1
+	}
+	return l.Alpha / float64(l.Rank)
+}
+
+// IsLoRA reports whether name is a LoRA adapter parameter (it ends in
+// ".lora_A" or ".lora_B").
+func IsLoRA(name string) bool {
+	return strings.HasSuffix(name, LoRASuffixA) || strings.HasSuffix(name, LoRASuffixB)
 }
 
 // NewCtx returns a context over a fresh graph.

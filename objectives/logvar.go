@@ -53,6 +53,12 @@ type LogVarConfig struct {
 	// EntropyWeight multiplies the entropy bonus −H(q_φ(x0|x_t)) (≥ 0,
 	// finite); 0 turns it off.
 	EntropyWeight float64
+	// Trainable, when non-nil, selects by name the parameters of q that are
+	// differentiated and updated (e.g. graph.Model.Trainable(), which keeps
+	// only the LoRA adapters of a LoRA q); the others stay in the graph as
+	// fixed values and Apply never writes them. nil trains every parameter.
+	// Selecting none of q's parameters is an error.
+	Trainable func(name string) bool
 }
 
 // Validate reports the first out-of-range field, naming it.
@@ -166,7 +172,7 @@ type LogVarLoss struct {
 	klA      *tensor.Dense // (1/B)·p_ref at masked rows, [B·L, V] (forward KL)
 	klLP     *tensor.Dense // log p_ref, [B·L, V] (any KL)
 	fT       *tensor.Dense // F in the model's dtype, [T]
-	params   G.Nodes       // q's parameter nodes in the training graph
+	params   G.Nodes       // q's trained parameter nodes (cfg.Trainable) in the training graph
 	master   []*tensor.Dense
 	gradV    []G.Value // gradients of the parameters, then of F (last)
 	lossV    G.Value
@@ -293,7 +299,14 @@ func (l *LogVarLoss) buildTrain() (err error) {
 	if err != nil {
 		return err
 	}
-	l.params = append(G.Nodes(nil), ctx.Learnables()...)
+	for _, p := range ctx.Learnables() {
+		if l.cfg.Trainable == nil || l.cfg.Trainable(p.Name()) {
+			l.params = append(l.params, p)
+		}
+	}
+	if len(l.params) == 0 {
+		return fmt.Errorf("objectives: log-variance Trainable selects none of q's %d parameters", len(ctx.Learnables()))
+	}
 	l.master = make([]*tensor.Dense, len(l.params))
 	for i, p := range l.params {
 		if l.master[i] = l.q.Store.Get(p.Name()); l.master[i] == nil {
