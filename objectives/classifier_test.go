@@ -1,0 +1,694 @@
+package objectives
+
+import (
+	"bytes"
+	"math"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	G "gorgonia.org/gorgonia"
+	"gorgonia.org/tensor"
+
+	"github.com/ddsmc/ddsmc/graph"
+	"github.com/ddsmc/ddsmc/layers"
+	"github.com/ddsmc/ddsmc/smc"
+)
+
+func clfNew(t testing.TB, cfg ClassifierConfig) *Classifier {
+	t.Helper()
+	c, err := NewClassifier(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// clfRandomiseBiases gives the (zero-initialised) biases random values so
+// that they take part in the checks.
+func clfRandomiseBiases(t testing.TB, c *Classifier, seed uint64) {
+	t.Helper()
+	rng := rand.New(rand.NewPCG(seed, 99))
+	for _, n := range c.Store.Names() {
+		if !strings.HasSuffix(n, ".b") {
+			continue
+		}
+		v := layers.Float64s(c.Store.Get(n), nil)
+		for i := range v {
+			v[i] = 0.5 * rng.NormFloat64()
+		}
+		if err := layers.SetFloat64s(c.Store.Get(n), v); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func clfRandomImages(rng *rand.Rand, n, L int) []int {
+	x := make([]int, n*L)
+	for i := range x {
+		x[i] = rng.IntN(2)
+	}
+	return x
+}
+
+// clfSynthetic returns n images of L pixels: image i has class k uniform in
+// 0..classes−1 and is the k-th of fixed random binary prototypes with every
+// pixel flipped with probability flip.
+func clfSynthetic(rng *rand.Rand, n, L, classes int, flip float64) (pixels, labels []int) {
+	prng := rand.New(rand.NewPCG(2024, 6))
+	protos := clfRandomImages(prng, classes, L)
+	pixels, labels = make([]int, n*L), make([]int, n)
+	for i := range labels {
+		k := rng.IntN(classes)
+		labels[i] = k
+		for l := 0; l < L; l++ {
+			p := protos[k*L+l]
+			if rng.Float64() < flip {
+				p = 1 - p
+			}
+			pixels[i*L+l] = p
+		}
+	}
+	return pixels, labels
+}
+
+// clfRefLogits is a plain-Go float64 forward pass of the classifier.
+func clfRefLogits(c *Classifier, x []int, n int) []float64 {
+	ls := c.Cfg.layerShapes()
+	out := make([]float64, 0, n*c.Cfg.Classes)
+	for b := 0; b < n; b++ {
+		h := make([]float64, 2*c.L)
+		for l, v := range x[b*c.L : (b+1)*c.L] {
+			h[2*l+v] = 1
+		}
+		for i, l := range ls {
+			W := layers.Float64s(c.Store.Get(l.name+".W"), nil)
+			bias := layers.Float64s(c.Store.Get(l.name+".b"), nil)
+			y := make([]float64, l.out)
+			for o := range y {
+				s := bias[o]
+				for k := 0; k < l.in; k++ {
+					s += h[k] * W[k*l.out+o]
+				}
+				if i < len(ls)-1 {
+					switch c.Cfg.Act {
+					case "relu":
+						s = math.Max(0, s)
+					case "silu":
+						s = s / (1 + math.Exp(-s))
+					case "gelu":
+						s = 0.5 * s * (1 + math.Tanh(math.Sqrt(2/math.Pi)*(s+0.044715*s*s*s)))
+					}
+				}
+				y[o] = s
+			}
+			h = y
+		}
+		out = append(out, h...)
+	}
+	return out
+}
+
+// clfGraph is a caller-side graph (its own store, like a model's) holding
+// the reward of n images given as a soft one-hot input [n·L, 2].
+type clfGraph struct {
+	ctx   *layers.Ctx
+	x     *tensor.Dense
+	xv    []float64
+	r     *G.Node
+	rv    G.Value
+	costV G.Value
+	gv    G.Value
+	m     G.VM
+}
+
+func clfBuildGraph(t testing.TB, rw *ClassifierReward, dtype tensor.Dtype, n int, withGrad bool) *clfGraph {
+	t.Helper()
+	unlock := graph.LockBuild()
+	defer unlock()
+	L, V := rw.Shape()
+	s, err := layers.NewStore(dtype, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := &clfGraph{ctx: layers.NewCtx(s, false), xv: make([]float64, n*L*V)}
+	x := g.ctx.Input("x0", n*L, V)
+	g.x = layers.NewDense(dtype, []int{n * L, V}, g.xv)
+	if err := G.Let(x, g.x); err != nil {
+		t.Fatal(err)
+	}
+	if g.r, err = rw.Build(g.ctx, x, n); err != nil {
+		t.Fatal(err)
+	}
+	if !g.r.Shape().Eq(tensor.Shape{n}) {
+		t.Fatalf("reward node has shape %v, want [%d]", g.r.Shape(), n)
+	}
+	G.Read(g.r, &g.rv)
+	if withGrad {
+		cost := G.Must(G.Sum(g.r))
+		G.Read(cost, &g.costV)
+		gr, err := G.Grad(cost, x)
+		if err != nil {
+			t.Fatal(err)
+		}
+		G.Read(gr[0], &g.gv)
+	}
+	if len(g.ctx.Learnables()) != 0 || len(s.Names()) != 0 {
+		t.Fatalf("Build added parameters to the caller's context: %v / %v", g.ctx.Learnables(), s.Names())
+	}
+	g.m = G.NewTapeMachine(g.ctx.G)
+	return g
+}
+
+// run evaluates the graph at soft input xs (copied in) and returns the
+// rewards.
+func (g *clfGraph) run(t testing.TB, xs []float64) []float64 {
+	t.Helper()
+	copy(g.xv, xs)
+	if err := layers.SetFloat64s(g.x, g.xv); err != nil {
+		t.Fatal(err)
+	}
+	g.m.Reset()
+	if err := g.m.RunAll(); err != nil {
+		t.Fatal(err)
+	}
+	return layers.Float64s(g.rv, nil)
+}
+
+func clfOneHot(x []int) []float64 {
+	s := make([]float64, 2*len(x))
+	for i, v := range x {
+		s[2*i+v] = 1
+	}
+	return s
+}
+
+func clfSnapshot(c *Classifier) map[string][]float64 {
+	m := map[string][]float64{}
+	for _, n := range c.Store.Names() {
+		m[n] = layers.Float64s(c.Store.Get(n), nil)
+	}
+	return m
+}
+
+func clfSameParams(t *testing.T, c *Classifier, snap map[string][]float64) {
+	t.Helper()
+	for n, v := range snap {
+		if d := maxAbsDiff(layers.Float64s(c.Store.Get(n), nil), v); d != 0 {
+			t.Fatalf("classifier parameter %s changed by %g", n, d)
+		}
+	}
+}
+
+// The RewardGraph's gradient with respect to the soft one-hot input matches
+// central finite differences of Σ_b r_b (float64, every input coordinate,
+// relative error |a − n|/max(1, |a|, |n|) < 1e-6), for each activation, and
+// evaluating it never changes the classifier's parameters.
+func TestClassifierRewardGradientMatchesFiniteDifferences(t *testing.T) {
+	for _, act := range []string{"relu", "gelu", "silu"} {
+		t.Run(act, func(t *testing.T) {
+			c := clfNew(t, ClassifierConfig{H: 3, W: 4, Hidden: []int{7, 5}, Act: act, DType: "float64", Seed: 3, Classes: 4})
+			clfRandomiseBiases(t, c, 1)
+			snap := clfSnapshot(c)
+			rw, err := c.Reward(2)
+			if err != nil {
+				t.Fatal(err)
+			}
+			const n, h, tol = 3, 1e-6, 1e-6
+			g := clfBuildGraph(t, rw, tensor.Float64, n, true)
+			defer g.m.Close()
+			rng := rand.New(rand.NewPCG(5, 6))
+			xs := make([]float64, n*c.L*2)
+			for i := 0; i < n*c.L; i++ { // soft one-hot rows
+				p := rng.Float64()
+				xs[2*i], xs[2*i+1] = p, 1-p
+			}
+			g.run(t, xs)
+			grad := layers.Float64s(g.gv, nil)
+			cost := func(x []float64) float64 {
+				s := 0.0
+				for _, r := range g.run(t, x) {
+					s += r
+				}
+				return s
+			}
+			worst := 0.0
+			for i := range xs {
+				old := xs[i]
+				xs[i] = old + h
+				fp := cost(xs)
+				xs[i] = old - h
+				fm := cost(xs)
+				xs[i] = old
+				num := (fp - fm) / (2 * h)
+				rel := math.Abs(grad[i]-num) / math.Max(1, math.Max(math.Abs(grad[i]), math.Abs(num)))
+				worst = math.Max(worst, rel)
+				if rel > tol || math.IsNaN(grad[i]) {
+					t.Fatalf("d r/d x[%d]: analytic %.10g, finite difference %.10g (rel err %.3g)", i, grad[i], num, rel)
+				}
+			}
+			if maxAbsDiff(grad, make([]float64, len(grad))) < 1e-3 {
+				t.Fatalf("degenerate test: gradient %v", grad)
+			}
+			clfSameParams(t, c, snap)
+			t.Logf("%d input coordinates checked, worst relative error %.2g", len(xs), worst)
+		})
+	}
+}
+
+// The token reward equals the RewardGraph forward pass on exact one-hot
+// inputs and the log-softmax of Logits at the target (1e-10, float64);
+// Logits matches a plain-Go forward pass, also when the images are split
+// into several chunks (n > ClassifierMaxBatch).
+func TestClassifierTokenRewardMatchesGraphAndLogits(t *testing.T) {
+	c := clfNew(t, ClassifierConfig{H: 6, W: 6, Hidden: []int{16}, Act: "gelu", DType: "float64", Seed: 4, Classes: 10})
+	clfRandomiseBiases(t, c, 2)
+	rng := rand.New(rand.NewPCG(7, 8))
+	const n = 5
+	x := clfRandomImages(rng, n, c.L)
+	for _, target := range []int{0, 7, 9} {
+		rw, err := c.Reward(target)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tok := make([]float64, n)
+		if err := rw.Reward(x, tok); err != nil {
+			t.Fatal(err)
+		}
+		g := clfBuildGraph(t, rw, tensor.Float64, n, false)
+		gr := g.run(t, clfOneHot(x))
+		gr2 := g.run(t, clfOneHot(x)) // re-running gives the same values
+		g.m.Close()
+		logits := make([]float64, n*10)
+		if err := c.Logits(x, logits); err != nil {
+			t.Fatal(err)
+		}
+		for b := 0; b < n; b++ {
+			z := logits[b*10 : (b+1)*10]
+			mx, s := math.Inf(-1), 0.0
+			for _, v := range z {
+				mx = math.Max(mx, v)
+			}
+			for _, v := range z {
+				s += math.Exp(v - mx)
+			}
+			want := z[target] - mx - math.Log(s)
+			if math.Abs(tok[b]-want) > 1e-10 || math.Abs(gr[b]-tok[b]) > 1e-10 || gr[b] != gr2[b] {
+				t.Fatalf("target %d image %d: token reward %.15g, graph %.15g (again %.15g), log-softmax of logits %.15g", target, b, tok[b], gr[b], gr2[b], want)
+			}
+			if tok[b] >= 0 {
+				t.Fatalf("log-probability %v ≥ 0", tok[b])
+			}
+		}
+	}
+	// Chunked Logits against the plain-Go reference, float64 and float32.
+	for _, dt := range []string{"float64", "float32"} {
+		c := clfNew(t, ClassifierConfig{H: 3, W: 5, Hidden: []int{9, 6}, Act: "silu", DType: dt, Seed: 6, Classes: 3})
+		clfRandomiseBiases(t, c, 3)
+		const n = ClassifierMaxBatch + 45
+		x := clfRandomImages(rng, n, c.L)
+		got := make([]float64, n*3)
+		if err := c.Logits(x, got); err != nil {
+			t.Fatal(err)
+		}
+		tol := 1e-12
+		if dt == "float32" {
+			tol = 1e-5
+		}
+		if d := maxAbsDiff(got, clfRefLogits(c, x, n)); d > tol {
+			t.Fatalf("%s: Logits differ from the plain-Go forward pass by %.3g", dt, d)
+		}
+		if len(c.progs) != 2 {
+			t.Fatalf("%s: %d compiled programs for chunks of %d and %d, want 2", dt, len(c.progs), ClassifierMaxBatch, 45)
+		}
+	}
+}
+
+// Two classifiers of the same architecture built into one graph keep their
+// own weights (Gorgonia merges equally named input nodes, so Build must
+// name them uniquely), and a float64 classifier builds into a float32 graph
+// (converted copy).
+func TestClassifierRewardGraphsInOneGraphAndDTypes(t *testing.T) {
+	cfg := ClassifierConfig{H: 4, W: 4, Hidden: []int{8}, Act: "relu", DType: "float64", Classes: 5}
+	cfg.Seed = 1
+	c1 := clfNew(t, cfg)
+	cfg.Seed = 2
+	c2 := clfNew(t, cfg)
+	r1, _ := c1.Reward(1)
+	r2, _ := c2.Reward(1)
+	rng := rand.New(rand.NewPCG(9, 10))
+	const n = 4
+	x := clfRandomImages(rng, n, c1.L)
+	w1, w2 := make([]float64, n), make([]float64, n)
+	if err := r1.Reward(x, w1); err != nil {
+		t.Fatal(err)
+	}
+	if err := r2.Reward(x, w2); err != nil {
+		t.Fatal(err)
+	}
+	if maxAbsDiff(w1, w2) < 1e-3 {
+		t.Fatalf("degenerate test: both classifiers give %v", w1)
+	}
+	unlock := graph.LockBuild()
+	s, _ := layers.NewStore(tensor.Float64, 1)
+	ctx := layers.NewCtx(s, false)
+	xn := ctx.Input("x0", n*c1.L, 2)
+	if err := G.Let(xn, layers.NewDense(tensor.Float64, []int{n * c1.L, 2}, clfOneHot(x))); err != nil {
+		t.Fatal(err)
+	}
+	a, err := r1.Build(ctx, xn, n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := r2.Build(ctx, xn, n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var av, bv G.Value
+	G.Read(a, &av)
+	G.Read(b, &bv)
+	m := G.NewTapeMachine(ctx.G)
+	unlock()
+	defer m.Close()
+	if err := m.RunAll(); err != nil {
+		t.Fatal(err)
+	}
+	if d1, d2 := maxAbsDiff(layers.Float64s(av, nil), w1), maxAbsDiff(layers.Float64s(bv, nil), w2); d1 > 1e-10 || d2 > 1e-10 {
+		t.Fatalf("two classifiers in one graph: errors %.3g and %.3g", d1, d2)
+	}
+
+	g := clfBuildGraph(t, r1, tensor.Float32, n, true)
+	defer g.m.Close()
+	if d := maxAbsDiff(g.run(t, clfOneHot(x)), w1); d > 1e-4 {
+		t.Fatalf("float64 classifier in a float32 graph: error %.3g", d)
+	}
+}
+
+// The reward plugs into a LookAhead over a denoiser on the same images
+// (L = H·W, V = 2): in float64 the look-ahead's straight-through rewards
+// equal the token reward of the hard carried-over samples.
+func TestClassifierRewardInLookAhead(t *testing.T) {
+	c := clfNew(t, ClassifierConfig{H: 3, W: 3, Hidden: []int{12}, Act: "silu", DType: "float64", Seed: 8, Classes: 4})
+	clfRandomiseBiases(t, c, 4)
+	rw, err := c.Reward(3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := graph.New(graph.Config{Arch: "mlp", L: 9, V: 2, Embed: 4, Hidden: 16, Layers: 2, TimeDim: 4, Act: "silu", DType: "float64", InitSeed: 5})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const B, K, tm, scale = 3, 2, 0.7, 1.5
+	la, err := NewLookAhead(m, rw, LookAheadConfig{Batch: B, Phi: K, Tau: 0.5})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rng := rand.New(rand.NewPCG(11, 12))
+	xt := make([]int, B*9)
+	for i := range xt {
+		xt[i] = rng.IntN(3) // 2 = MASK
+	}
+	noise := laGumbel(rng, B*K*9*2)
+	o := laHard(t, la, xt, tm, scale, noise)
+	x0 := hardSamples(xt, o.logits, noise, B, K, 9, 2)
+	want := make([]float64, B*K)
+	if err := rw.Reward(x0, want); err != nil {
+		t.Fatal(err)
+	}
+	if d := maxAbsDiff(o.rewards, want); d > 1e-10 {
+		t.Fatalf("look-ahead rewards %v, token rewards of the hard samples %v (diff %.3g)", o.rewards, want, d)
+	}
+	if maxAbsDiff(o.grad, make([]float64, len(o.grad))) == 0 {
+		t.Fatalf("look-ahead gradient is zero")
+	}
+}
+
+// Training on a separable synthetic set (10 random 6×6 prototypes, 10%
+// pixel flips) lowers the loss every epoch and reaches > 95% held-out
+// accuracy; the same seed reproduces it exactly.
+func TestClassifierTrainsOnSyntheticDigits(t *testing.T) {
+	cfg := ClassifierConfig{H: 6, W: 6, Hidden: []int{32}, Act: "relu", DType: "float64", Seed: 1, Classes: 10}
+	rng := rand.New(rand.NewPCG(1, 1))
+	trainX, trainY := clfSynthetic(rng, 2000, 36, 10, 0.1)
+	testX, testY := clfSynthetic(rng, 500, 36, 10, 0.1)
+	c := clfNew(t, cfg)
+	acc0, err := c.Accuracy(testX, testY)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var log bytes.Buffer
+	losses, err := c.Train(trainX, trainY, 4, 50, 0.01, rand.New(rand.NewPCG(3, 3)), &log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(losses) != 4 {
+		t.Fatalf("%d epoch losses, want 4", len(losses))
+	}
+	for e := 1; e < len(losses); e++ {
+		if !(losses[e] < losses[e-1]) {
+			t.Fatalf("loss did not decrease: %v", losses)
+		}
+	}
+	acc, err := c.Accuracy(testX, testY)
+	if err != nil {
+		t.Fatal(err)
+	}
+	trainAcc, err := c.Accuracy(trainX, trainY)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("losses %.4f; held-out accuracy %.3f → %.3f (train %.3f)", losses, acc0, acc, trainAcc)
+	if acc <= 0.95 {
+		t.Fatalf("held-out accuracy %.3f ≤ 0.95", acc)
+	}
+	if !strings.Contains(log.String(), "epoch 4/4") {
+		t.Fatalf("progress log %q", log.String())
+	}
+	// Reproducible: same config, data and rng seed.
+	c2 := clfNew(t, cfg)
+	losses2, err := c2.Train(trainX, trainY, 4, 50, 0.01, rand.New(rand.NewPCG(3, 3)), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if maxAbsDiff(losses, losses2) != 0 {
+		t.Fatalf("losses %v then %v", losses, losses2)
+	}
+	clfSameParams(t, c2, clfSnapshot(c))
+	// The token reward is confident on clean prototypes of the target class.
+	rw, _ := c.Reward(testY[0])
+	r := make([]float64, 1)
+	if err := rw.Reward(testX[:36], r); err != nil {
+		t.Fatal(err)
+	}
+	if r[0] < math.Log(0.5) {
+		t.Fatalf("log p(true class) = %v for a held-out image", r[0])
+	}
+}
+
+// Save/Load round-trips the logits exactly (float64 and float32); loading
+// for another image size names both sizes; a flipped byte fails the
+// checksum; a non-classifier checkpoint is refused.
+func TestClassifierSaveLoad(t *testing.T) {
+	dir := t.TempDir()
+	rng := rand.New(rand.NewPCG(13, 14))
+	for _, dt := range []string{"float64", "float32"} {
+		c := clfNew(t, ClassifierConfig{H: 6, W: 5, Hidden: []int{8, 4}, Act: "gelu", DType: dt, Seed: 9, Classes: 10})
+		clfRandomiseBiases(t, c, 5)
+		path := filepath.Join(dir, dt, "clf.ckpt")
+		if err := c.Save(path); err != nil {
+			t.Fatal(err)
+		}
+		c2, err := LoadClassifier(path, 6, 5)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c2.Cfg.DType != dt || c2.Cfg.Act != "gelu" || len(c2.Cfg.Hidden) != 2 {
+			t.Fatalf("loaded config %+v", c2.Cfg)
+		}
+		x := clfRandomImages(rng, 7, c.L)
+		a, b := make([]float64, 70), make([]float64, 70)
+		if err := c.Logits(x, a); err != nil {
+			t.Fatal(err)
+		}
+		if err := c2.Logits(x, b); err != nil {
+			t.Fatal(err)
+		}
+		if d := maxAbsDiff(a, b); d != 0 {
+			t.Fatalf("%s: loaded classifier's logits differ by %g", dt, d)
+		}
+	}
+	path := filepath.Join(dir, "float64", "clf.ckpt")
+	_, err := LoadClassifier(path, 5, 6)
+	if err == nil || !strings.Contains(err.Error(), "6×5") || !strings.Contains(err.Error(), "5×6") {
+		t.Fatalf("wrong image size: error %v", err)
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b[len(b)-100] ^= 0x10
+	bad := filepath.Join(dir, "bad.ckpt")
+	if err := os.WriteFile(bad, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := LoadClassifier(bad, 6, 5); err == nil || !strings.Contains(err.Error(), "checksum") {
+		t.Fatalf("corrupted checkpoint: error %v", err)
+	}
+	other := filepath.Join(dir, "other.ckpt")
+	if err := graph.WriteCheckpoint(other, &graph.Checkpoint{DType: "float64", Tensors: []graph.Tensor{{Name: "a", Shape: []int{1}, Data: []float64{1}}}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := LoadClassifier(other, 6, 5); err == nil || !strings.Contains(err.Error(), "not a classifier checkpoint") {
+		t.Fatalf("non-classifier checkpoint: error %v", err)
+	}
+	if _, err := LoadClassifier(filepath.Join(dir, "missing.ckpt"), 6, 5); err == nil {
+		t.Fatal("missing file: no error")
+	}
+	if _, err := LoadClassifier(path, 0, 5); err == nil {
+		t.Fatal("h = 0: no error")
+	}
+}
+
+// Bad configurations and inputs are errors, never panics.
+func TestClassifierBadInputsAreErrors(t *testing.T) {
+	good := ClassifierConfig{H: 3, W: 3, Hidden: []int{4}, Act: "relu", Seed: 1, Classes: 10}
+	for name, mod := range map[string]func(*ClassifierConfig){
+		"h":          func(c *ClassifierConfig) { c.H = 0 },
+		"w":          func(c *ClassifierConfig) { c.W = -1 },
+		"huge":       func(c *ClassifierConfig) { c.H, c.W = 1<<15, 1<<15 },
+		"classes":    func(c *ClassifierConfig) { c.Classes = 1 },
+		"hidden":     func(c *ClassifierConfig) { c.Hidden = []int{4, 0} },
+		"activation": func(c *ClassifierConfig) { c.Act = "tanh" },
+		"no act":     func(c *ClassifierConfig) { c.Act = "" },
+		"dtype":      func(c *ClassifierConfig) { c.DType = "float16" },
+	} {
+		cfg := good
+		mod(&cfg)
+		if _, err := NewClassifier(cfg); err == nil {
+			t.Errorf("config %s: no error for %+v", name, cfg)
+		}
+	}
+	c := clfNew(t, good)
+	if c.Cfg.DType != "float32" {
+		t.Fatalf("default dtype %q", c.Cfg.DType)
+	}
+	if _, err := c.Reward(11); err == nil || err.Error() != "objectives: target digit 11 out of range 0..9" {
+		t.Fatalf("target 11: %v", err)
+	}
+	if _, err := c.Reward(-1); err == nil {
+		t.Fatal("target -1: no error")
+	}
+	rw, err := c.Reward(3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	x := make([]int, 2*9)
+	bad2 := append([]int(nil), x...)
+	bad2[5] = 2
+	badNeg := append([]int(nil), x...)
+	badNeg[0] = -1
+	expectErr := func(what string, err error) {
+		t.Helper()
+		if err == nil {
+			t.Errorf("%s: no error", what)
+		}
+	}
+	expectErr("logits short out", c.Logits(x, make([]float64, 15)))
+	expectErr("logits wrong x", c.Logits(x[:17], make([]float64, 20)))
+	expectErr("logits token 2", c.Logits(bad2, make([]float64, 20)))
+	expectErr("logits token -1", c.Logits(badNeg, make([]float64, 20)))
+	expectErr("reward wrong length", rw.Reward(x, make([]float64, 3)))
+	expectErr("reward token 2", rw.Reward(bad2, make([]float64, 2)))
+	if err := rw.Reward(x, make([]float64, 2)); err != nil {
+		t.Fatal(err)
+	}
+	rng := rand.New(rand.NewPCG(1, 2))
+	labels := []int{1, 2}
+	_, err = c.Train(x, []int{1, 10}, 1, 2, 0.01, rng, nil)
+	expectErr("train label 10", err)
+	_, err = c.Train(x[:10], labels, 1, 2, 0.01, rng, nil)
+	expectErr("train pixels length", err)
+	_, err = c.Train(bad2, labels, 1, 2, 0.01, rng, nil)
+	expectErr("train token 2", err)
+	_, err = c.Train(x, labels, 0, 2, 0.01, rng, nil)
+	expectErr("train epochs 0", err)
+	_, err = c.Train(x, labels, 1, 0, 0.01, rng, nil)
+	expectErr("train batch 0", err)
+	for _, lr := range []float64{0, 1, -0.1, math.NaN(), math.Inf(1)} {
+		_, err = c.Train(x, labels, 1, 2, lr, rng, nil)
+		expectErr("train lr", err)
+	}
+	_, err = c.Train(x, labels, 1, 2, 0.01, nil, nil)
+	expectErr("train nil rng", err)
+	_, err = c.Train(nil, nil, 1, 2, 0.01, rng, nil)
+	expectErr("train empty", err)
+	_, err = c.Accuracy(nil, nil)
+	expectErr("accuracy empty", err)
+	_, err = c.Accuracy(x, []int{1, -1})
+	expectErr("accuracy label", err)
+	_, err = c.Accuracy(x, []int{1})
+	expectErr("accuracy length", err)
+
+	// RewardGraph.Build on bad inputs.
+	unlock := graph.LockBuild()
+	defer unlock()
+	s, _ := layers.NewStore(tensor.Float32, 1)
+	ctx := layers.NewCtx(s, false)
+	xn := ctx.Input("x0", 2*9, 2)
+	_, err = rw.Build(ctx, xn, 3)
+	expectErr("build n mismatch", err)
+	_, err = rw.Build(ctx, xn, 0)
+	expectErr("build n 0", err)
+	_, err = rw.Build(ctx, ctx.Input("x3", 2*9, 3), 2)
+	expectErr("build V = 3", err)
+	_, err = rw.Build(nil, xn, 2)
+	expectErr("build nil ctx", err)
+	_, err = rw.Build(ctx, nil, 2)
+	expectErr("build nil x", err)
+	x64 := G.NewMatrix(ctx.G, tensor.Float64, G.WithShape(2*9, 2), G.WithName("x64"))
+	_, err = rw.Build(ctx, x64, 2)
+	expectErr("build dtype mismatch", err)
+	if _, err := rw.Build(ctx, xn, 2); err != nil {
+		t.Fatal(err)
+	}
+	var _ smc.Reward = rw
+}
+
+// BenchmarkClassifierReward times the classifier reward of n = 64 binarised
+// 28×28 images (hidden [256], float32): the token reward (smc.Reward) and
+// the RewardGraph forward plus d r/d x on soft one-hots (full tape).
+func BenchmarkClassifierReward(b *testing.B) {
+	const n = 64
+	c := clfNew(b, ClassifierConfig{H: 28, W: 28, Hidden: []int{256}, Act: "relu", DType: "float32", Seed: 1, Classes: 10})
+	rw, err := c.Reward(3)
+	if err != nil {
+		b.Fatal(err)
+	}
+	rng := rand.New(rand.NewPCG(1, 2))
+	x := clfRandomImages(rng, n, c.L)
+	out := make([]float64, n)
+	b.Run("tokens", func(b *testing.B) {
+		if err := rw.Reward(x, out); err != nil { // compile
+			b.Fatal(err)
+		}
+		b.ResetTimer()
+		for i := 0; i < b.N; i++ {
+			if err := rw.Reward(x, out); err != nil {
+				b.Fatal(err)
+			}
+		}
+		b.ReportMetric(float64(n*b.N)/b.Elapsed().Seconds(), "images/s")
+	})
+	b.Run("graph+grad", func(b *testing.B) {
+		g := clfBuildGraph(b, rw, tensor.Float32, n, true)
+		defer g.m.Close()
+		xs := clfOneHot(x)
+		b.ResetTimer()
+		for i := 0; i < b.N; i++ {
+			g.run(b, xs)
+		}
+		b.ReportMetric(float64(n*b.N)/b.Elapsed().Seconds(), "images/s")
+	})
+}
