@@ -82,12 +82,7 @@ func (c Config) LoRA() layers.LoRAConfig {
 	return layers.LoRAConfig{Rank: c.LoRARank, Alpha: c.LoRAAlpha}
 }
 
-func (c Config) dtype() tensor.Dtype {
-	if c.DType == "float64" {
-		return tensor.Float64
-	}
-	return tensor.Float32
-}
+func (c Config) dtype() tensor.Dtype { return layers.DTypeOf(c.DType) }
 
 // Net is one denoiser instance in a graph, for a fixed batch size B.
 type Net struct {

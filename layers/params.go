@@ -268,3 +268,12 @@ func (c *Ctx) Const(v float64) *G.Node {
 func (c *Ctx) Input(name string, shape ...int) *G.Node {
 	return G.NewTensor(c.G, c.Store.dtype, len(shape), G.WithShape(shape...), G.WithName(name))
 }
+
+// DTypeOf maps a config dtype name to a tensor dtype: "float64" is
+// Float64, anything else (validated elsewhere) Float32.
+func DTypeOf(name string) tensor.Dtype {
+	if name == "float64" {
+		return tensor.Float64
+	}
+	return tensor.Float32
+}

@@ -75,12 +75,7 @@ func (c ClassifierConfig) Validate() error {
 	return nil
 }
 
-func (c ClassifierConfig) dtype() tensor.Dtype {
-	if c.DType == "float64" {
-		return tensor.Float64
-	}
-	return tensor.Float32
-}
+func (c ClassifierConfig) dtype() tensor.Dtype { return layers.DTypeOf(c.DType) }
 
 // classifierLayer is one Linear layer of the classifier MLP.
 type classifierLayer struct {
