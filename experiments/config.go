@@ -11,6 +11,7 @@ import (
 
 	"github.com/BurntSushi/toml"
 
+	"github.com/ddsmc/ddsmc/configs"
 	"github.com/ddsmc/ddsmc/diffusion"
 	"github.com/ddsmc/ddsmc/graph"
 	"github.com/ddsmc/ddsmc/objectives"
@@ -82,6 +83,24 @@ func Load(path string) (Config, error) {
 		return Config{}, fmt.Errorf("experiments: config: %w", err)
 	}
 	return Parse(path, b)
+}
+
+// ConfigText returns the TOML text of a config argument: a file (any path
+// that exists, contains a path separator or ends in .toml) or the name of
+// a built-in config (package configs). Experiment and sweep configs alike.
+func ConfigText(arg string) ([]byte, error) {
+	if _, err := os.Stat(arg); err == nil || strings.ContainsAny(arg, `/\`) || strings.HasSuffix(arg, ".toml") {
+		b, err := os.ReadFile(arg)
+		if err != nil {
+			return nil, fmt.Errorf("experiments: config: %w", err)
+		}
+		return b, nil
+	}
+	b, err := configs.Get(arg)
+	if err != nil {
+		return nil, fmt.Errorf("experiments: %q is neither a config file nor a built-in config: %w", arg, err)
+	}
+	return b, nil
 }
 
 // Parse decodes TOML overrides (name is used in error messages only).

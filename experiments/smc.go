@@ -231,6 +231,24 @@ func loadDenoiser(cfg Config, task *Task) (*graph.Model, error) {
 	return m, nil
 }
 
+// workerClones returns n copies of m for n workers (m itself first), as
+// models and as denoisers.
+func workerClones(m *graph.Model, n int) ([]*graph.Model, []diffusion.Denoiser, error) {
+	models := make([]*graph.Model, n)
+	dens := make([]diffusion.Denoiser, n)
+	for w := range n {
+		c := m
+		if w > 0 {
+			var err error
+			if c, err = m.Clone(); err != nil {
+				return nil, nil, err
+			}
+		}
+		models[w], dens[w] = c, c
+	}
+	return models, dens, nil
+}
+
 // BuildSampler assembles the SMC sampler that cfg.SMC describes around a
 // trained denoiser m: one model clone per worker, the task's reward, and
 // (for the gradient proposal) the Gorgonia look-ahead.
@@ -240,16 +258,9 @@ func BuildSampler(cfg Config, task *Task, m *graph.Model) (*smc.Sampler, smc.Tar
 	if err != nil {
 		return nil, smc.Target{}, err
 	}
-	dens := make([]diffusion.Denoiser, sc.Workers)
-	models := make([]*graph.Model, sc.Workers)
-	for w := range dens {
-		c := m
-		if w > 0 {
-			if c, err = m.Clone(); err != nil {
-				return nil, smc.Target{}, err
-			}
-		}
-		dens[w], models[w] = c, c
+	models, dens, err := workerClones(m, sc.Workers)
+	if err != nil {
+		return nil, smc.Target{}, err
 	}
 	base, err := smc.NewReverse(k, dens, sc.Batch)
 	if err != nil {
@@ -301,15 +312,9 @@ func BuildSampler(cfg Config, task *Task, m *graph.Model) (*smc.Sampler, smc.Tar
 		if L, V := qm.Shape(); L != task.L || V != task.V {
 			return nil, smc.Target{}, fmt.Errorf("experiments: proposal checkpoint %s is for L=%d, V=%d, not L=%d, V=%d", path, L, V, task.L, task.V)
 		}
-		qs := make([]diffusion.Denoiser, sc.Workers)
-		for w := range qs {
-			c := qm
-			if w > 0 {
-				if c, err = qm.Clone(); err != nil {
-					return nil, smc.Target{}, err
-				}
-			}
-			qs[w] = c
+		_, qs, err := workerClones(qm, sc.Workers)
+		if err != nil {
+			return nil, smc.Target{}, err
 		}
 		if prop, err = smc.NewLearned(k, qs, sc.Batch); err != nil {
 			return nil, smc.Target{}, err
@@ -425,25 +430,17 @@ func exactReferences(cfg Config, task *Task, m diffusion.Denoiser, res *smc.Resu
 	if err != nil {
 		return err
 	}
-	pm, err := diffusion.ExactMarginal(k, m, grid, cfg.SMC.Batch)
+	ref, err := newGMMRef(task, k, m, grid, cfg.SMC.Batch)
 	if err != nil {
 		return err
 	}
-	reward := task.GMM.RewardTable()
-	lw := make([]float64, len(pm))
-	for j := range pm {
-		lw[j] = math.Log(pm[j]) + reward[j]/cfg.SMC.Alpha
-	}
-	lz, err := smc.Normalize(lw, lw)
+	t, err := ref.target(cfg.SMC.Alpha)
 	if err != nil {
 		return err
 	}
-	pi := make([]float64, len(pm))
-	for j := range pi {
-		pi[j] = math.Exp(lw[j])
-	}
+	pi, lz, reward := t.pi, t.logZ, ref.reward
 	rep.ExactLogZ, rep.LogZError = lz, res.LogZ-lz
-	rep.ExactReward, rep.ModelReward = dot(pi, reward), dot(pm, reward)
+	rep.ExactReward, rep.ModelReward = dot(pi, reward), dot(ref.pm, reward)
 	var logw []float64
 	if cfg.SMC.Final == string(smc.FinalWeighted) {
 		logw = res.SampleLogW
@@ -458,8 +455,6 @@ func exactReferences(cfg Config, task *Task, m diffusion.Denoiser, res *smc.Resu
 		return err
 	}
 	rep.TVExactW, _ = diffusion.TotalVariation(wp, pi)
-	if tp, err := task.GMM.TiltedPMF(cfg.SMC.Alpha); err == nil {
-		rep.DataTiltedRew = dot(tp, reward)
-	}
+	rep.DataTiltedRew = dot(t.data, reward)
 	return nil
 }

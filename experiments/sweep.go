@@ -23,7 +23,6 @@ import (
 
 	"github.com/BurntSushi/toml"
 
-	"github.com/ddsmc/ddsmc/configs"
 	"github.com/ddsmc/ddsmc/internal/atomicfile"
 )
 
@@ -68,19 +67,11 @@ type Point struct {
 // LoadSweep reads and validates a sweep file (a path, or the name of a
 // built-in sweep config).
 func LoadSweep(arg string) (*SweepConfig, error) {
-	b, err := SweepText(arg)
+	b, err := ConfigText(arg)
 	if err != nil {
-		return nil, fmt.Errorf("experiments: sweep config: %w", err)
+		return nil, err
 	}
 	return ParseSweep(arg, b)
-}
-
-// SweepText returns the text of a sweep file or built-in sweep config.
-func SweepText(arg string) ([]byte, error) {
-	if _, statErr := os.Stat(arg); statErr == nil || strings.ContainsAny(arg, `/\`) || strings.HasSuffix(arg, ".toml") {
-		return os.ReadFile(arg)
-	}
-	return configs.Get(arg)
 }
 
 // ParseSweep decodes a sweep file strictly and resolves every point, so
@@ -123,13 +114,7 @@ func (sc *SweepConfig) resolve() error {
 	case sc.EMDSamples < 1:
 		return fmt.Errorf("emd_samples = %d: must be >= 1", sc.EMDSamples)
 	}
-	var b []byte
-	var err error
-	if _, statErr := os.Stat(sc.Base); statErr == nil || strings.HasSuffix(sc.Base, ".toml") {
-		b, err = os.ReadFile(sc.Base)
-	} else {
-		b, err = configs.Get(sc.Base)
-	}
+	b, err := ConfigText(sc.Base)
 	if err != nil {
 		return fmt.Errorf("base = %q: %w", sc.Base, err)
 	}

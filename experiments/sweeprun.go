@@ -106,9 +106,6 @@ func (e *sweepEnv) run(pt Point, repeat int, seed uint64, dir string) (RunRecord
 		}
 		metrics["ess_min"], metrics["ess_mean"] = res.ESSMin, res.ESSMean
 		metrics["resamples"], metrics["log_z"], metrics["wall_s"] = float64(res.Resamples), res.LogZ, res.WallSeconds
-		if sc.Method == "plain" || sc.Method == "prop-grad" || sc.Method == "bon" {
-			metrics["log_z"] = res.LogZ // still an estimate (importance sampling without resampling)
-		}
 	}
 	rw := make([]float64, len(samples)/e.task.L)
 	if err := smc.TableReward(e.rewardTerms()).Reward(samples, rw); err != nil {

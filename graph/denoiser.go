@@ -231,24 +231,13 @@ func (c *compiled) run(out []float64) error {
 	if v == nil {
 		return fmt.Errorf("graph: run produced no logits")
 	}
-	copyValues(v, out)
+	layers.CopyFloat64s(v, out)
 	for i, x := range out {
 		if math.IsNaN(x) || math.IsInf(x, 0) {
 			return fmt.Errorf("graph: denoiser produced non-finite logit %v at index %d", x, i)
 		}
 	}
 	return nil
-}
-
-func copyValues(v interface{ Data() interface{} }, out []float64) {
-	switch d := v.Data().(type) {
-	case []float32:
-		for i, x := range d {
-			out[i] = float64(x)
-		}
-	case []float64:
-		copy(out, d)
-	}
 }
 
 func (m *Model) checkOut(B int, out []float64, what string) error {
@@ -285,7 +274,7 @@ func (m *Model) call(t, out, dx []float64, set func(c *compiled) error) error {
 		return err
 	}
 	if dx != nil {
-		copyValues(c.dxv, dx)
+		layers.CopyFloat64s(c.dxv, dx)
 	}
 	return nil
 }

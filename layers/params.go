@@ -146,6 +146,19 @@ func Float64s(t interface{ Data() interface{} }, dst []float64) []float64 {
 	return dst
 }
 
+// CopyFloat64s copies the float32 or float64 values of t, converted to
+// float64, into dst, which must be at least as long.
+func CopyFloat64s(t interface{ Data() interface{} }, dst []float64) {
+	switch d := t.Data().(type) {
+	case []float32:
+		for i, x := range d {
+			dst[i] = float64(x)
+		}
+	case []float64:
+		copy(dst, d)
+	}
+}
+
 // SetFloat64s writes src into a float32 or float64 tensor of the same size.
 func SetFloat64s(t *tensor.Dense, src []float64) error {
 	switch d := t.Data().(type) {

@@ -282,7 +282,7 @@ func (c *Classifier) logits(x []int, out []float64, n int) error {
 			return fmt.Errorf("objectives: classifier run produced no logits")
 		}
 		dst := out[s*C : (s+b)*C]
-		copyFloats(v, dst)
+		layers.CopyFloat64s(v, dst)
 		for i, z := range dst {
 			if math.IsNaN(z) || math.IsInf(z, 0) {
 				return fmt.Errorf("objectives: classifier produced non-finite logit %v (image %d, class %d)", z, s+i/C, i%C)

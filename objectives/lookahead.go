@@ -438,8 +438,8 @@ func (la *LookAhead) run(t, scale float64, noise, logits, rewards, grad []float6
 			return fmt.Errorf("objectives: look-ahead run produced no output")
 		}
 	}
-	copyFloats(la.logitsV, logits)
-	copyFloats(la.gradV, grad)
+	layers.CopyFloat64s(la.logitsV, logits)
+	layers.CopyFloat64s(la.gradV, grad)
 	r := layers.Float64s(la.rewardsV, nil) // [k][b]
 	for b := 0; b < B; b++ {
 		for k := 0; k < K; k++ {
@@ -458,17 +458,6 @@ func (la *LookAhead) run(t, scale float64, noise, logits, rewards, grad []float6
 	}
 	la.haveRun = true
 	return nil
-}
-
-func copyFloats(v G.Value, out []float64) {
-	switch d := v.Data().(type) {
-	case []float32:
-		for i, x := range d {
-			out[i] = float64(x)
-		}
-	case []float64:
-		copy(out, d)
-	}
 }
 
 // stDiffOp computes onehot(argmax_v z) − y row-wise for z, y of shape

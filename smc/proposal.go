@@ -58,17 +58,18 @@ func sampleRow(rng *rand.Rand, row, cdf []float64) (int, float64, error) {
 }
 
 // cumulative writes the cumulative sums of exp(row − max) into cdf and
-// returns log Σ exp(row), rejecting NaN, +Inf and an all −Inf row.
+// returns log Σ exp(row), rejecting NaN, +Inf and an all −Inf row of
+// proposal log-probabilities.
 func cumulative(row, cdf []float64) (float64, error) {
-	m := math.Inf(-1)
-	for v, x := range row {
-		if math.IsNaN(x) || math.IsInf(x, 1) {
-			return 0, fmt.Errorf("smc: proposal log-probability %v at token %d", x, v)
-		}
-		m = math.Max(m, x)
-	}
-	if math.IsInf(m, -1) {
-		return 0, fmt.Errorf("smc: proposal has no token with positive probability")
+	return cumulativeOf(row, cdf, "proposal log-probability")
+}
+
+// cumulativeOf is cumulative for a row of any kind of logits (what names
+// them in errors).
+func cumulativeOf(row, cdf []float64, what string) (float64, error) {
+	m, err := maxOf(row, what)
+	if err != nil {
+		return 0, err
 	}
 	s := 0.0
 	for v, x := range row {

@@ -153,16 +153,20 @@ func (la LookAhead) Eval(rng *rand.Rand, env *Env, x []int, ev []float64, t, lam
 
 // maxLogit returns the largest of one position's x0-logits, rejecting
 // NaN, +Inf and all −Inf.
-func maxLogit(logits []float64) (float64, error) {
+func maxLogit(logits []float64) (float64, error) { return maxOf(logits, "x0-logit") }
+
+// maxOf returns the largest entry of a row of logits or log-probabilities
+// (what names them in errors), rejecting NaN, +Inf and an all −Inf row.
+func maxOf(row []float64, what string) (float64, error) {
 	m := math.Inf(-1)
-	for v, x := range logits {
+	for v, x := range row {
 		if math.IsNaN(x) || math.IsInf(x, 1) {
-			return 0, fmt.Errorf("smc: invalid x0-logit %v at token %d", x, v)
+			return 0, fmt.Errorf("smc: invalid %s %v at token %d", what, x, v)
 		}
 		m = math.Max(m, x)
 	}
 	if math.IsInf(m, -1) {
-		return 0, fmt.Errorf("smc: all x0-logits are -Inf")
+		return 0, fmt.Errorf("smc: every %s is -Inf (no token has positive probability)", what)
 	}
 	return m, nil
 }
@@ -170,16 +174,8 @@ func maxLogit(logits []float64) (float64, error) {
 // softmaxCDF writes the cumulative unnormalised softmax of one position's
 // logits.
 func softmaxCDF(logits, cdf []float64) error {
-	m, err := maxLogit(logits)
-	if err != nil {
-		return err
-	}
-	s := 0.0
-	for v, x := range logits {
-		s += math.Exp(x - m)
-		cdf[v] = s
-	}
-	return nil
+	_, err := cumulativeOf(logits, cdf, "x0-logit")
+	return err
 }
 
 // tiltedLME sets log ψ_i = log (1/φ) Σ_k exp(scale·r_ik) and r̂_i =

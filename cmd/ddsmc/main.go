@@ -130,12 +130,9 @@ func newFlags(name, args, doc string, stderr io.Writer) (*flag.FlagSet, *common)
 
 // loadConfig reads a config path, or a built-in config by name.
 func loadConfig(arg string) (experiments.Config, error) {
-	if _, err := os.Stat(arg); err == nil || strings.ContainsAny(arg, `/\`) || strings.HasSuffix(arg, ".toml") {
-		return experiments.Load(arg)
-	}
-	b, err := configs.Get(arg)
+	b, err := experiments.ConfigText(arg)
 	if err != nil {
-		return experiments.Config{}, fmt.Errorf("%q is neither a config file nor a built-in config: %w", arg, err)
+		return experiments.Config{}, err
 	}
 	return experiments.Parse(arg, b)
 }
@@ -251,7 +248,7 @@ func cmdSweep(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	raw, err := experiments.SweepText(fs.Arg(0))
+	raw, err := experiments.ConfigText(fs.Arg(0))
 	if err != nil {
 		return err
 	}
@@ -316,7 +313,7 @@ func cmdDemo(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	raw, err := experiments.SweepText("sweep_quick")
+	raw, err := experiments.ConfigText("sweep_quick")
 	if err != nil {
 		return err
 	}
