@@ -31,14 +31,46 @@ type Config struct {
 	Sample    SampleConfig           `toml:"sample"`    // unguided sampling
 	SMC       SMCConfig              `toml:"smc"`       // SMC steering (ddsmc smc)
 	Proposal  ProposalConfig         `toml:"proposal"`  // amortised proposal training (ddsmc train-proposal)
+	Reward    RewardConfig           `toml:"reward"`    // classifier reward (image tasks)
 }
 
 // DataConfig selects a data set.
 type DataConfig struct {
-	Name      string `toml:"name"`       // "gmm1" or "gmm2"
-	TrainSize int    `toml:"train_size"` // training sequences drawn
-	ValSize   int    `toml:"val_size"`   // held-out sequences drawn
+	Name      string `toml:"name"`       // "gmm1", "gmm2" or "mnist"
+	TrainSize int    `toml:"train_size"` // training sequences drawn (mnist: the first train_size of the 60,000 training images)
+	ValSize   int    `toml:"val_size"`   // held-out sequences drawn (mnist: the first val_size of the 10,000 test images)
 	Seed      uint64 `toml:"seed"`       // seed of the data draw
+	Size      int    `toml:"size"`       // mnist image side: 28, or 14 for the 2×2-downsampled variant
+}
+
+// RewardConfig is the [reward] table of classifier-reward tasks (mnist):
+// r(x) = log p_clf(y = target | x) under the main classifier; the held-out
+// classifier gives the "val" metrics. Empty paths default to
+// runs/mnist<size>/clf_main.ckpt and clf_val.ckpt, where
+// `ddsmc train-classifiers` writes them.
+type RewardConfig struct {
+	Target        int    `toml:"target"`         // target class (digit 0..9)
+	Classifier    string `toml:"classifier"`     // main (reward) classifier checkpoint
+	ValClassifier string `toml:"val_classifier"` // held-out classifier checkpoint
+}
+
+// ClassifierPaths returns the main and held-out classifier checkpoints.
+func (c *Config) ClassifierPaths() (main, val string) {
+	main, val = c.Reward.Classifier, c.Reward.ValClassifier
+	dir := DefaultClassifierDir(c.Data.Size)
+	if main == "" {
+		main = filepath.Join(dir, "clf_main.ckpt")
+	}
+	if val == "" {
+		val = filepath.Join(dir, "clf_val.ckpt")
+	}
+	return main, val
+}
+
+// DefaultClassifierDir is where `ddsmc train-classifiers -size S` writes by
+// default and where [reward] looks when its paths are empty: runs/mnistS.
+func DefaultClassifierDir(size int) string {
+	return filepath.Join("runs", fmt.Sprintf("mnist%d", size))
 }
 
 // DiffusionConfig describes the masking schedule and the reverse sampler.
@@ -64,7 +96,7 @@ type SampleConfig struct {
 func Default() Config {
 	return Config{
 		Name: "gmm1",
-		Data: DataConfig{Name: "gmm1", TrainSize: 100000, ValSize: 5000, Seed: 1},
+		Data: DataConfig{Name: "gmm1", TrainSize: 100000, ValSize: 5000, Seed: 1, Size: 28},
 		Model: graph.Config{Arch: "mlp", Embed: 64, Hidden: 256, Layers: 3, Heads: 4, TimeDim: 0,
 			Act: "relu", DType: "float32", InitSeed: 1},
 		Diffusion: DiffusionConfig{Schedule: "linear", Eps: 1e-3, Steps: 100, Grid: "linear", Remask: "rescale"},
@@ -73,6 +105,7 @@ func Default() Config {
 		Sample:   SampleConfig{N: 100000, Batch: 1000, Seed: 3, Exact: true},
 		SMC:      DefaultSMC(),
 		Proposal: DefaultProposal(),
+		Reward:   RewardConfig{Target: 4},
 	}
 }
 
@@ -139,12 +172,20 @@ func (c *Config) Validate() error {
 	switch {
 	case c.Name == "" || strings.ContainsAny(c.Name, `/\`):
 		return fmt.Errorf("name = %q: must be a non-empty file-name-safe string", c.Name)
-	case d.Name != "gmm1" && d.Name != "gmm2":
-		return fmt.Errorf("data.name = %q: want \"gmm1\" or \"gmm2\"", d.Name)
+	case d.Name != "gmm1" && d.Name != "gmm2" && d.Name != "mnist":
+		return fmt.Errorf("data.name = %q: want \"gmm1\", \"gmm2\" or \"mnist\"", d.Name)
 	case d.TrainSize <= 0:
 		return fmt.Errorf("data.train_size = %d: must be positive", d.TrainSize)
 	case d.ValSize <= 0:
 		return fmt.Errorf("data.val_size = %d: must be positive", d.ValSize)
+	case d.Name == "mnist" && d.Size != 28 && d.Size != 14:
+		return fmt.Errorf("data.size = %d: want 28 (full MNIST) or 14 (2×2 downsampled)", d.Size)
+	case d.Name == "mnist" && d.TrainSize > 60000:
+		return fmt.Errorf("data.train_size = %d: MNIST has 60000 training images", d.TrainSize)
+	case d.Name == "mnist" && d.ValSize > 10000:
+		return fmt.Errorf("data.val_size = %d: MNIST has 10000 test images", d.ValSize)
+	case c.Reward.Target < 0 || c.Reward.Target > 9:
+		return fmt.Errorf("reward.target = %d: want a digit 0..9", c.Reward.Target)
 	}
 	f := c.Diffusion
 	if _, err := diffusion.ParseSchedule(f.Schedule, f.Eps); err != nil {

