@@ -12,6 +12,7 @@ import (
 	"github.com/ddsmc/ddsmc/graph"
 	"github.com/ddsmc/ddsmc/objectives"
 	"github.com/ddsmc/ddsmc/plots"
+	"github.com/ddsmc/ddsmc/smc"
 )
 
 // ImageSampleReport summarises unguided sampling from an image denoiser:
@@ -136,17 +137,10 @@ func meanInt(x []int) float64 {
 
 // logSoftmax returns the log-probabilities of logits z.
 func logSoftmax(z []float64) []float64 {
-	mx := math.Inf(-1)
-	for _, v := range z {
-		mx = math.Max(mx, v)
-	}
-	s := 0.0
-	for _, v := range z {
-		s += math.Exp(v - mx)
-	}
+	lse := smc.LogSumExp(z)
 	out := make([]float64, len(z))
 	for i, v := range z {
-		out[i] = v - mx - math.Log(s)
+		out[i] = v - lse
 	}
 	return out
 }

@@ -1,15 +1,22 @@
 package experiments
 
 import (
+	"bufio"
+	"encoding/csv"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"math"
 	"os"
+	"path/filepath"
+	"strconv"
 
 	"gonum.org/v1/gonum/mat"
 
+	"github.com/ddsmc/ddsmc/internal/atomicfile"
 	"github.com/ddsmc/ddsmc/objectives"
+	"github.com/ddsmc/ddsmc/plots"
 	"github.com/ddsmc/ddsmc/smc"
 )
 
@@ -99,16 +106,17 @@ func newImageEval(cfg Config) (*imageEval, error) {
 // outputs.
 var ImageMetricNames = []string{"reward_mean", "reward_max", "reward_val", "acc", "acc_val", "diversity", "success_any", "success_all", "outputs"}
 
-// metrics evaluates n = len(samples)/L images. With logw (normalised log
-// weights, one per image) the means are weighted; accuracy-based success
-// counts only images of positive weight.
-func (e *imageEval) metrics(samples []int, L int, logw []float64) (map[string]float64, error) {
+// metrics evaluates n = len(samples)/L images and returns the metrics and
+// each image's reward under the main and the held-out classifier. With logw
+// (normalised log weights, one per image) the means are weighted;
+// accuracy-based success counts only images of positive weight.
+func (e *imageEval) metrics(samples []int, L int, logw []float64) (m map[string]float64, rm, rv []float64, err error) {
 	n := len(samples) / L
 	if n == 0 || len(samples) != n*L {
-		return nil, fmt.Errorf("experiments: %d sample tokens is not a positive multiple of %d pixels", len(samples), L)
+		return nil, nil, nil, fmt.Errorf("experiments: %d sample tokens is not a positive multiple of %d pixels", len(samples), L)
 	}
 	if logw != nil && len(logw) != n {
-		return nil, fmt.Errorf("experiments: %d weights for %d samples", len(logw), n)
+		return nil, nil, nil, fmt.Errorf("experiments: %d weights for %d samples", len(logw), n)
 	}
 	w := make([]float64, n)
 	for i := range w {
@@ -117,7 +125,7 @@ func (e *imageEval) metrics(samples []int, L int, logw []float64) (map[string]fl
 			w[i] = math.Exp(logw[i])
 		}
 	}
-	m := map[string]float64{"outputs": float64(n)}
+	m = map[string]float64{"outputs": float64(n)}
 	lp := func(c *objectives.Classifier) ([]float64, error) {
 		C := c.Cfg.Classes
 		z := make([]float64, n*C)
@@ -126,26 +134,15 @@ func (e *imageEval) metrics(samples []int, L int, logw []float64) (map[string]fl
 		}
 		out := make([]float64, n)
 		for i := range out {
-			row := z[i*C : (i+1)*C]
-			mx := math.Inf(-1)
-			for _, v := range row {
-				mx = math.Max(mx, v)
-			}
-			s := 0.0
-			for _, v := range row {
-				s += math.Exp(v - mx)
-			}
-			out[i] = row[e.target] - mx - math.Log(s)
+			out[i] = logSoftmax(z[i*C : (i+1)*C])[e.target]
 		}
 		return out, nil
 	}
-	rm, err := lp(e.main)
-	if err != nil {
-		return nil, err
+	if rm, err = lp(e.main); err != nil {
+		return nil, nil, nil, err
 	}
-	rv, err := lp(e.val)
-	if err != nil {
-		return nil, err
+	if rv, err = lp(e.val); err != nil {
+		return nil, nil, nil, err
 	}
 	half := math.Log(0.5)
 	anyOK, allOK := 0.0, 1.0
@@ -169,12 +166,12 @@ func (e *imageEval) metrics(samples []int, L int, logw []float64) (map[string]fl
 	m["success_any"], m["success_all"] = anyOK, allOK
 	f, dim, err := e.val.Features(samples)
 	if err != nil {
-		return nil, err
+		return nil, nil, nil, err
 	}
 	if m["diversity"], err = EffectiveRank(f, n, dim); err != nil {
-		return nil, err
+		return nil, nil, nil, err
 	}
-	return m, nil
+	return m, rm, rv, nil
 }
 
 // EffectiveRank returns the effective rank (Roy & Vetterli 2007) of the
@@ -210,4 +207,99 @@ func EffectiveRank(a []float64, n, d int) (float64, error) {
 		}
 	}
 	return math.Exp(h), nil
+}
+
+// writeSampleRewards writes each output's main and held-out reward.
+func writeSampleRewards(path string, rm, rv []float64) error {
+	return atomicfile.Write(path, func(w *bufio.Writer) error {
+		fmt.Fprintln(w, "reward,reward_val")
+		for i := range rm {
+			fmt.Fprintf(w, "%.6g,%.6g\n", rm[i], rv[i])
+		}
+		return nil
+	})
+}
+
+// readSampleRewards reads the main-classifier rewards of writeSampleRewards.
+func readSampleRewards(path string) ([]float64, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	rows, err := csv.NewReader(f).ReadAll()
+	if err != nil || len(rows) < 1 {
+		return nil, fmt.Errorf("experiments: %s: unreadable sample rewards", path)
+	}
+	out := make([]float64, 0, len(rows)-1)
+	for _, r := range rows[1:] {
+		v, err := strconv.ParseFloat(r[0], 64)
+		if err != nil {
+			return nil, fmt.Errorf("experiments: %s: bad reward %q", path, r[0])
+		}
+		out = append(out, v)
+	}
+	return out, nil
+}
+
+// readTokenRows reads a samples.csv of writeSamples back into flat tokens.
+func readTokenRows(path string) (tokens []int, L int, err error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, 0, err
+	}
+	defer f.Close()
+	rows, err := csv.NewReader(f).ReadAll()
+	if err != nil || len(rows) < 1 {
+		return nil, 0, fmt.Errorf("experiments: %s: unreadable samples", path)
+	}
+	L = len(rows[0])
+	for _, r := range rows[1:] {
+		for _, c := range r {
+			v, err := strconv.Atoi(c)
+			if err != nil {
+				return nil, 0, fmt.Errorf("experiments: %s: bad token %q", path, c)
+			}
+			tokens = append(tokens, v)
+		}
+	}
+	return tokens, L, nil
+}
+
+// imageReport adds the image metrics of an SMC run's outputs to rep and
+// draws them, captioned with their rewards, to smc_samples.png.
+func imageReport(cfg Config, task *Task, res *smc.Result, rep *SMCReport, log io.Writer) error {
+	ev, err := newImageEval(cfg)
+	if err != nil {
+		return err
+	}
+	var logw []float64
+	if cfg.SMC.Final == string(smc.FinalWeighted) {
+		logw = res.SampleLogW
+	}
+	m, rm, rv, err := ev.metrics(res.Samples, task.L, logw)
+	if err != nil {
+		return err
+	}
+	rep.Image = m
+	dir := cfg.OutDir()
+	if err := writeSampleRewards(filepath.Join(dir, "smc_sample_rewards.csv"), rm, rv); err != nil {
+		return err
+	}
+	imgs := tokensAsImages(res.Samples, task.L)
+	if len(imgs) > 64 {
+		imgs = imgs[:64]
+	}
+	captions := make([]string, len(imgs))
+	for i := range imgs {
+		captions[i] = fmt.Sprintf("r = %.2f", rm[i])
+	}
+	title := fmt.Sprintf("%s: %s, N=%d, target %d: reward %.2f, acc %.2f, val acc %.2f", cfg.Name, cfg.SMC.Method+"/"+cfg.SMC.Proposal,
+		cfg.SMC.Particles, cfg.Reward.Target, m["reward_mean"], m["acc"], m["acc_val"])
+	if err := plots.ImageGrid(filepath.Join(dir, "smc_samples.png"), imgs, task.Side, task.Side, 8, captions, title); err != nil {
+		return err
+	}
+	fmt.Fprintf(log, "image metrics: reward %.3f (val %.3f), acc %.3f (val %.3f), diversity (effective rank) %.2f, success any/all %v/%v; wrote smc_samples.png\n",
+		m["reward_mean"], m["reward_val"], m["acc"], m["acc_val"], m["diversity"], m["success_any"], m["success_all"])
+	return nil
 }

@@ -207,6 +207,8 @@ type SMCReport struct {
 	DataTiltedRew float64 `json:"data_tilted_reward"`   // E r under the paper's target (data · exp(r/α))
 	SamplesPath   string  `json:"samples"`
 	TracePath     string  `json:"trace"`
+	// Image holds the image-task metrics (ImageMetricNames) of the outputs.
+	Image map[string]float64 `json:"image_metrics,omitempty"`
 }
 
 // SMCRun is a finished run with its report.
@@ -262,7 +264,11 @@ func BuildSampler(cfg Config, task *Task, m *graph.Model) (*smc.Sampler, smc.Tar
 	if err != nil {
 		return nil, smc.Target{}, err
 	}
-	base, err := smc.NewReverse(k, dens, sc.Batch)
+	// Denoiser calls are padded to a fixed batch; with fewer particles than
+	// smc.batch the padding would be wasted work (the gradient look-ahead
+	// graph most of all), so the batch is capped at N.
+	batch := min(sc.Batch, sc.Particles)
+	base, err := smc.NewReverse(k, dens, batch)
 	if err != nil {
 		return nil, smc.Target{}, err
 	}
@@ -283,13 +289,15 @@ func BuildSampler(cfg Config, task *Task, m *graph.Model) (*smc.Sampler, smc.Tar
 		pool := make([]smc.LookAheadGrad, sc.Workers)
 		for w := range pool {
 			la, err := objectives.NewLookAhead(models[w], rgraphs[w],
-				objectives.LookAheadConfig{Batch: sc.Batch, Phi: sc.Phi, Tau: sc.Tau})
+				objectives.LookAheadConfig{Batch: batch, Phi: sc.Phi, Tau: sc.Tau})
 			if err != nil {
 				return nil, smc.Target{}, err
 			}
 			pool[w] = la
 		}
-		twist = smc.GradLookAhead{Pool: pool}
+		// The look-ahead graphs run clones of the base's denoiser: their
+		// logits fill the base's cache instead of a second forward pass.
+		twist = smc.GradLookAhead{Pool: pool, Share: base}
 	}
 	var prop smc.Proposal
 	switch sc.Proposal {
@@ -315,7 +323,7 @@ func BuildSampler(cfg Config, task *Task, m *graph.Model) (*smc.Sampler, smc.Tar
 		if err != nil {
 			return nil, smc.Target{}, err
 		}
-		if prop, err = smc.NewLearned(k, qs, sc.Batch); err != nil {
+		if prop, err = smc.NewLearned(k, qs, batch); err != nil {
 			return nil, smc.Target{}, err
 		}
 	}
@@ -365,6 +373,11 @@ func RunSMC(cfg Config, log io.Writer) (*SMCRun, error) {
 	samples := res.Samples
 	if err := writeSamples(rep.SamplesPath, samples, task.L); err != nil {
 		return nil, err
+	}
+	if task.Side > 0 {
+		if err := imageReport(cfg, task, res, rep, log); err != nil {
+			return nil, err
+		}
 	}
 	if err := smc.WriteTraceCSV(rep.TracePath, res.Trace); err != nil {
 		return nil, err

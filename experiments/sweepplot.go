@@ -278,7 +278,45 @@ func PlotSweep(dir string) ([]string, error) {
 			return out, err
 		}
 	}
+	if meta.Data == "mnist" {
+		for _, g := range groups {
+			if err := imageSampleGrid(dir, g, meta, save); err != nil {
+				return out, err
+			}
+		}
+	}
 	return out, nil
+}
+
+// imageSampleGrid draws the outputs of repeat 0 of an image-task point as
+// figures/samples_pNNN, each captioned with its main-classifier reward.
+func imageSampleGrid(dir string, g *group, meta sweepMeta, save func(string, func(string) error) error) error {
+	d := runDir(dir, g.point, 0)
+	x, L, err := readTokenRows(filepath.Join(d, "samples.csv"))
+	if err != nil {
+		return nil // not run yet
+	}
+	side := int(math.Round(math.Sqrt(float64(L))))
+	if side*side != L || len(x) == 0 {
+		return fmt.Errorf("experiments: %s/samples.csv: %d pixels per row is not a square image", d, L)
+	}
+	imgs := tokensAsImages(x, L)
+	if len(imgs) > 32 {
+		imgs = imgs[:32]
+	}
+	var captions []string
+	if r, err := readSampleRewards(filepath.Join(d, "sample_rewards.csv")); err == nil && len(r) >= len(imgs) {
+		captions = make([]string, len(imgs))
+		for i := range imgs {
+			captions[i] = fmt.Sprintf("r = %.2f", r[i])
+		}
+	}
+	rec, _ := readRecord(d)
+	title := fmt.Sprintf("%s (repeat 0): reward %.2f, acc %.2f, val acc %.2f", label(g.settings, meta.Columns, ""),
+		rec.Metrics["reward_mean"], rec.Metrics["acc"], rec.Metrics["acc_val"])
+	return save(fmt.Sprintf("samples_p%03d", g.point), func(p string) error {
+		return plots.ImageGrid(p, imgs, side, side, 8, captions, title)
+	})
 }
 
 // label names a point by its settings other than skip.
@@ -374,26 +412,16 @@ func readTrace(path string) (plots.TraceCurve, error) {
 
 // readPoints reads an L = 2 samples.csv as grid points.
 func readPoints(path string) ([][2]int, error) {
-	f, err := os.Open(path)
+	x, L, err := readTokenRows(path)
 	if err != nil {
 		return nil, err
 	}
-	defer f.Close()
-	rows, err := csv.NewReader(f).ReadAll()
-	if err != nil || len(rows) < 1 {
-		return nil, fmt.Errorf("experiments: %s: unreadable samples", path)
+	if L != 2 {
+		return nil, fmt.Errorf("experiments: %s: want 2 columns", path)
 	}
-	pts := make([][2]int, 0, len(rows)-1)
-	for _, r := range rows[1:] {
-		if len(r) != 2 {
-			return nil, fmt.Errorf("experiments: %s: want 2 columns", path)
-		}
-		a, err1 := strconv.Atoi(r[0])
-		b, err2 := strconv.Atoi(r[1])
-		if err1 != nil || err2 != nil {
-			return nil, fmt.Errorf("experiments: %s: bad row %v", path, r)
-		}
-		pts = append(pts, [2]int{a, b})
+	pts := make([][2]int, len(x)/2)
+	for i := range pts {
+		pts[i] = [2]int{x[2*i], x[2*i+1]}
 	}
 	return pts, nil
 }

@@ -121,7 +121,10 @@ func (e *sweepEnv) run(pt Point, repeat int, seed uint64, dir string) (RunRecord
 	var extra map[string]float64
 	var err error
 	if e.image != nil {
-		extra, err = e.image.metrics(samples, e.task.L, sampleLogW)
+		var rm, rv []float64
+		if extra, rm, rv, err = e.image.metrics(samples, e.task.L, sampleLogW); err == nil {
+			err = writeSampleRewards(filepath.Join(dir, "sample_rewards.csv"), rm, rv)
+		}
 	} else {
 		extra, err = e.gmmMetrics(seed, sc.Alpha, samples, sampleLogW, xs, logw, metrics["log_z"])
 	}

@@ -287,10 +287,7 @@ func (la *LookAhead) build() (err error) {
 	if err != nil {
 		return fmt.Errorf("objectives: look-ahead gradient: %w", err)
 	}
-	G.Read(net.Flat, &la.logitsV)
-	G.Read(r, &la.rewardsV)
-	G.Read(rhat, &la.rhatV)
-	G.Read(grads[0], &la.gradV)
+	reads := G.Nodes{G.Read(net.Flat, &la.logitsV), G.Read(r, &la.rewardsV), G.Read(rhat, &la.rhatV), G.Read(grads[0], &la.gradV)}
 	la.noise = layers.NewDense(dt, []int{M, V}, make([]float64, M*V))
 	if err := G.Let(noise, la.noise); err != nil {
 		return err
@@ -298,9 +295,20 @@ func (la *LookAhead) build() (err error) {
 	if err := la.setScale(1); err != nil {
 		return err
 	}
-	// A pruned CompileFunction program with a gradient returns corrupted
-	// forward values, so the whole tape runs and outputs are Read.
-	la.vm = G.NewTapeMachine(ctx.G)
+	// The program is pruned to what the four Read ops need. G.Grad adds the
+	// gradients of every matmul operand, parameters included; the whole
+	// tape would compute them (a third of the work) only to drop them. The
+	// outputs are the Read ops themselves, which copy their values when
+	// they run, so later buffer reuse cannot corrupt them.
+	inputs := G.Nodes{net.X, noise, la.scale, la.invScale}
+	if net.TF != nil {
+		inputs = append(inputs, net.TF)
+	}
+	prog, locs, err := G.CompileFunction(ctx.G, inputs, reads)
+	if err != nil {
+		return fmt.Errorf("objectives: compile look-ahead: %w", err)
+	}
+	la.vm = G.NewTapeMachine(ctx.G, G.WithPrecompiled(prog, locs))
 	return nil
 }
 

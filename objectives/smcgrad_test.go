@@ -176,3 +176,69 @@ func TestSMCGradWorkersDoNotChangeResults(t *testing.T) {
 		t.Fatalf("no resampling happened; the comparison is weak")
 	}
 }
+
+// countingModel counts the sequences a denoiser is asked for.
+type countingModel struct {
+	*graph.Model
+	rows *int
+}
+
+func (c countingModel) X0Logits(xt []int, t []float64, out []float64) error {
+	*c.rows += len(t)
+	return c.Model.X0Logits(xt, t, out)
+}
+
+// With GradLookAhead.Share the look-ahead graph's logits fill the base's
+// cache (time-independent denoiser): the run must be the same as without
+// sharing, with the base denoiser called far less.
+func TestSMCGradSharedLogitsKeepResultsAndSaveCalls(t *testing.T) {
+	m, err := graph.New(graph.Config{Arch: "mlp", L: 3, V: 3, Embed: 6, Hidden: 12, Layers: 2, Act: "silu", DType: "float64", InitSeed: 9})
+	if err != nil {
+		t.Fatal(err)
+	}
+	terms := laTerms(rand.New(rand.NewPCG(4, 4)), 3, 3)
+	grid, err := diffusion.NewGrid(8, "linear")
+	if err != nil {
+		t.Fatal(err)
+	}
+	run := func(share bool) (*smc.Result, int) {
+		rows := 0
+		base, err := smc.NewReverse(diffusion.Kernel{Schedule: diffusion.Linear()}, []diffusion.Denoiser{countingModel{m, &rows}}, 16)
+		if err != nil {
+			t.Fatal(err)
+		}
+		la, err := NewLookAhead(m, LinearReward{Terms: terms}, LookAheadConfig{Batch: 16, Phi: 3})
+		if err != nil {
+			t.Fatal(err)
+		}
+		tw := smc.GradLookAhead{Pool: []smc.LookAheadGrad{la}}
+		if share {
+			tw.Share = base
+		}
+		s, err := smc.New(smc.Target{Base: base, Reward: smc.TableReward(terms), Alpha: 0.5}, smc.Config{
+			N: 200, Grid: grid, Lambda: smc.Lambda{Kind: "linear", K: 3}, Twist: tw, Proposal: smc.GradProposal{}, Workers: 1,
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		res, err := s.Run(rand.New(rand.NewPCG(5, 5)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res, rows
+	}
+	a, rowsA := run(false)
+	b, rowsB := run(true)
+	if math.Abs(a.LogZ-b.LogZ) > 1e-9 || fmt.Sprint(a.X, a.Samples) != fmt.Sprint(b.X, b.Samples) {
+		t.Fatalf("sharing the look-ahead logits changed the run: log Ẑ %v vs %v", a.LogZ, b.LogZ)
+	}
+	for i := range a.LogW {
+		if math.Abs(a.LogW[i]-b.LogW[i]) > 1e-9 {
+			t.Fatalf("log weight %d: %v vs %v", i, a.LogW[i], b.LogW[i])
+		}
+	}
+	if rowsA == 0 || rowsB*4 > rowsA {
+		t.Fatalf("base denoiser rows: %d without sharing, %d with; want at most a quarter", rowsA, rowsB)
+	}
+	t.Logf("base denoiser rows: %d without sharing, %d with", rowsA, rowsB)
+}

@@ -108,6 +108,31 @@ func (r *Reverse) Eval(x []int, t float64, out []float64, workers int) error {
 	return r.pool.logits(x, t, out, workers)
 }
 
+// Prime stores x0-logits of the states x (n·L tokens; logits n·L·V)
+// computed elsewhere by the same denoiser, e.g. by a gradient look-ahead
+// whose graph runs it forward anyway, so that the next Eval at these states
+// does not run the denoiser again. It is a no-op without the cache (for
+// time-dependent denoisers) and for states already cached or beyond
+// MaxCachedStates. The caller guarantees the logits are the base
+// denoiser's; Eval would otherwise mix two functions.
+func (r *Reverse) Prime(x []int, logits []float64) error {
+	if r.cache == nil {
+		return nil
+	}
+	L, V := r.l, r.v
+	if len(x)%L != 0 || len(logits) != len(x)/L*L*V {
+		return fmt.Errorf("smc: Prime: %d tokens and %d logits do not match L=%d, V=%d", len(x), len(logits), L, V)
+	}
+	for i := range len(x) / L {
+		k := stateKey(x[i*L : (i+1)*L])
+		if _, ok := r.cache.m[k]; ok || len(r.cache.m) >= r.cache.max {
+			continue
+		}
+		r.cache.m[k] = append([]float64(nil), logits[i*L*V:(i+1)*L*V]...)
+	}
+	return nil
+}
+
 // LogKernel implements Base.
 func (r *Reverse) LogKernel(xt []int, ev []float64, t, s float64, out []float64) error {
 	return r.k.PositionLogProbsInto(xt, ev, t, s, out)

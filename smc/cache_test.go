@@ -66,3 +66,31 @@ func TestLogitCacheKeepsResultsAndSavesCalls(t *testing.T) {
 		t.Logf("%s: denoiser rows %d uncached, %d cached", c.p.Name(), rowsA, rowsB)
 	}
 }
+
+// Prime fills the cache: Eval then returns the primed logits without a
+// denoiser call; mismatched lengths are an error.
+func TestReversePrimeFillsTheCache(t *testing.T) {
+	rows := 0
+	b, err := NewReverse(toyKernel(), []diffusion.Denoiser{countingTI{hashDenoiser{L: toyL, V: toyV}, &rows}}, 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	x := make([]int, toyL)
+	want := make([]float64, toyL*toyV)
+	for i := range want {
+		want[i] = float64(i) + 0.5
+	}
+	if err := b.Prime(x, want); err != nil {
+		t.Fatal(err)
+	}
+	got := make([]float64, len(want))
+	if err := b.Eval(x, 0.5, got, 1); err != nil {
+		t.Fatal(err)
+	}
+	if rows != 0 || fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("after Prime: %d denoiser rows, logits %v, want 0 and %v", rows, got, want)
+	}
+	if err := b.Prime(x, want[1:]); err == nil {
+		t.Fatal("Prime accepted logits of the wrong length")
+	}
+}

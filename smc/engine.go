@@ -228,7 +228,17 @@ func (s *Sampler) Init(rng *rand.Rand) (*State, Info, error) {
 }
 
 // evaluate runs the networks and the twist at the current particles.
+// A twist that primes the base's logit cache (GradLookAhead.Share) runs
+// first; it does not read the base's outputs, and the base draws no random
+// numbers, so the order does not change the random stream.
 func (s *Sampler) evaluate(rng *rand.Rand, st *State, t, lambda float64) error {
+	first := false
+	if p, ok := s.cfg.Twist.(interface{ primesBase() bool }); ok && p.primesBase() {
+		first = true
+		if err := s.cfg.Twist.Eval(rng, &s.env, st.X, nil, t, lambda, st.LogPsi, st.Rhat, st.Grad); err != nil {
+			return err
+		}
+	}
 	if err := s.env.Target.Base.Eval(st.X, t, st.Ev, s.cfg.Workers); err != nil {
 		return err
 	}
@@ -236,6 +246,9 @@ func (s *Sampler) evaluate(rng *rand.Rand, st *State, t, lambda float64) error {
 		if err := s.pev.Eval(st.X, t, st.Pv, s.cfg.Workers); err != nil {
 			return err
 		}
+	}
+	if first {
+		return nil
 	}
 	return s.cfg.Twist.Eval(rng, &s.env, st.X, st.Ev, t, lambda, st.LogPsi, st.Rhat, st.Grad)
 }

@@ -352,7 +352,24 @@ func logSoftmax(logits, out []float64) error {
 // RNG, so results do not depend on the number of workers.
 type GradLookAhead struct {
 	Pool []LookAheadGrad
+	// Share, when set, receives the x0-logits the look-ahead graph computes
+	// at the particles (its forward pass runs the denoiser anyway), and the
+	// engine evaluates this twist before the base, so a caching base (a
+	// Reverse over time-independent denoisers) need not run the same
+	// denoiser a second time. Set it only when every LookAheadGrad wraps
+	// the base's own denoiser (same parameters).
+	Share LogitPrimer
 }
+
+// LogitPrimer accepts x0-logits of states computed outside the base (see
+// Reverse.Prime).
+type LogitPrimer interface {
+	Prime(x []int, logits []float64) error
+}
+
+// primesBase reports whether the engine must evaluate the twist before the
+// base: the twist then fills the base's logit cache.
+func (g GradLookAhead) primesBase() bool { return g.Share != nil }
 
 // Name implements Twist.
 func (g GradLookAhead) Name() string {
@@ -405,6 +422,10 @@ func (g GradLookAhead) Eval(rng *rand.Rand, env *Env, x []int, _ []float64, t, l
 	}
 	scale := lambda / env.Target.Alpha
 	r := make([]float64, n*phi)
+	var logits []float64
+	if g.Share != nil {
+		logits = make([]float64, n*L*V)
+	}
 	workers := max(1, min(env.Workers, len(g.Pool)))
 	type scratch struct {
 		x                   []int
@@ -427,10 +448,18 @@ func (g GradLookAhead) Eval(rng *rand.Rand, env *Env, x []int, _ []float64, t, l
 		}
 		copy(r[start*phi:(start+count)*phi], s.rw[:count*phi])
 		copy(grad[start*L*(V+1):(start+count)*L*(V+1)], s.grad[:count*L*(V+1)])
+		if logits != nil {
+			copy(logits[start*L*V:(start+count)*L*V], s.lg[:count*L*V])
+		}
 		return nil
 	})
 	if err != nil {
 		return err
+	}
+	if logits != nil {
+		if err := g.Share.Prime(x, logits); err != nil {
+			return err
+		}
 	}
 	if err := checkRewards(r, "look-ahead sample"); err != nil {
 		return err
