@@ -625,3 +625,54 @@ func BenchmarkLookAheadGMM(b *testing.B) {
 		})
 	}
 }
+
+// The logits the look-ahead returns must be the denoiser's own X0Logits:
+// smc.GradLookAhead.Share puts them in the base's logit cache, in place of
+// a second forward pass. Checked for both architectures and dtypes, with
+// time input and without, and a classifier reward whose graph has its own
+// matmuls (buffer reuse in the pruned program must not touch the logits).
+func TestLookAheadLogitsAreTheDenoisers(t *testing.T) {
+	rng := rand.New(rand.NewPCG(21, 22))
+	for _, arch := range []string{"mlp", "transformer"} {
+		for _, dtype := range []string{"float32", "float64"} {
+			for _, tdim := range []int{0, 4} {
+				m, err := graph.New(graph.Config{Arch: arch, L: 4, V: 2, Embed: 8, Hidden: 16, Layers: 2, Heads: 2, TimeDim: tdim, Act: "gelu", DType: dtype, InitSeed: 3})
+				if err != nil {
+					t.Fatal(err)
+				}
+				clf, err := NewClassifier(ClassifierConfig{H: 2, W: 2, Hidden: []int{5}, Act: "relu", DType: dtype, Seed: 4, Classes: 3})
+				if err != nil {
+					t.Fatal(err)
+				}
+				r, err := clf.Reward(1)
+				if err != nil {
+					t.Fatal(err)
+				}
+				const B, K = 3, 2
+				la, err := NewLookAhead(m, r, LookAheadConfig{Batch: B, Phi: K})
+				if err != nil {
+					t.Fatal(err)
+				}
+				for rep := range 3 {
+					xt := make([]int, B*4)
+					for i := range xt {
+						xt[i] = rng.IntN(3)
+					}
+					tm := 0.2 + 0.3*float64(rep)
+					got := laHard(t, la, xt, tm, 1, laGumbel(rng, B*K*4*2))
+					want := make([]float64, B*4*2)
+					if err := m.X0Logits(xt, []float64{tm, tm, tm}, want); err != nil {
+						t.Fatal(err)
+					}
+					tol := 1e-12
+					if dtype == "float32" {
+						tol = 1e-5
+					}
+					if d := maxAbsDiff(got.logits, want); d > tol {
+						t.Fatalf("%s %s time_dim %d call %d: look-ahead logits differ from X0Logits by %g", arch, dtype, tdim, rep, d)
+					}
+				}
+			}
+		}
+	}
+}
