@@ -154,6 +154,14 @@ func Parse(name string, b []byte) (Config, error) {
 	if err := cfg.SMC.applyMethod(func(key string) bool { return md.IsDefined("smc", key) }); err != nil {
 		return Config{}, fmt.Errorf("experiments: config %s: %w", name, err)
 	}
+	if cfg.Data.Name == "mnist" { // the GMM defaults do not fit MNIST's splits
+		if !md.IsDefined("data", "train_size") {
+			cfg.Data.TrainSize = 60000
+		}
+		if !md.IsDefined("data", "val_size") {
+			cfg.Data.ValSize = 2000
+		}
+	}
 	if !md.IsDefined("name") && md.IsDefined("data", "name") {
 		cfg.Name = cfg.Data.Name
 	}
