@@ -2,7 +2,9 @@ package experiments
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -165,8 +167,18 @@ func TestSweepRunsResumesAndRefusesForeignDirs(t *testing.T) {
 	if err != nil || len(figs) == 0 {
 		t.Fatalf("plot: %v (%d figures)", err, len(figs))
 	}
-	if tab, err := SummaryTable(dir); err != nil || !strings.Contains(tab, "| LOP |") {
-		t.Fatalf("table: %v\n%s", err, tab)
+	tabSE, err := SummaryTable(dir, false)
+	if err != nil || !strings.Contains(tabSE, "| LOP |") {
+		t.Fatalf("table: %v\n%s", err, tabSE)
+	}
+	// With 2 repeats the standard deviation is √2 times the standard error.
+	groups, err := summarisePoints(readAll(t, dir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := groups[0]
+	if se := g.se["reward_mean"]; se > 0 && !strings.Contains(mustTable(t, dir, true), fmtNum(se*math.Sqrt2)) {
+		t.Fatalf("-sd table lacks sd %s:\n%s", fmtNum(se*math.Sqrt2), mustTable(t, dir, true))
 	}
 	// A missing checkpoint with auto_train = false.
 	noTrain := strings.Replace(text, "repeats = 2", "repeats = 2\nauto_train = false", 1)
@@ -201,4 +213,30 @@ func stripWall(b []byte) []byte {
 		lines[i] = strings.Join(f, ",")
 	}
 	return []byte(strings.Join(lines, "\n"))
+}
+
+func readAll(t *testing.T, dir string) ([]string, [][]string, []string) {
+	t.Helper()
+	header, rows, err := ReadResults(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(filepath.Join(dir, "sweep.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var meta sweepMeta
+	if err := json.Unmarshal(b, &meta); err != nil {
+		t.Fatal(err)
+	}
+	return header, rows, meta.Columns
+}
+
+func mustTable(t *testing.T, dir string, sd bool) string {
+	t.Helper()
+	tab, err := SummaryTable(dir, sd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tab
 }

@@ -66,6 +66,7 @@ type group struct {
 	point    int
 	settings map[string]string
 	mean, se map[string]float64
+	count    map[string]int // finite values per metric (se = sd/√count)
 	n        int
 }
 
@@ -87,7 +88,7 @@ func summarisePoints(header []string, rows [][]string, cols []string) ([]*group,
 		}
 		g, ok := byPoint[p]
 		if !ok {
-			g = &group{point: p, settings: map[string]string{}, mean: map[string]float64{}, se: map[string]float64{}}
+			g = &group{point: p, settings: map[string]string{}, mean: map[string]float64{}, se: map[string]float64{}, count: map[string]int{}}
 			for _, c := range cols {
 				g.settings[c] = r[col[c]]
 			}
@@ -113,7 +114,7 @@ func summarisePoints(header []string, rows [][]string, cols []string) ([]*group,
 			for _, x := range v {
 				ss += (x - mean) * (x - mean)
 			}
-			g.mean[m] = mean
+			g.mean[m], g.count[m] = mean, len(v)
 			if len(v) > 1 {
 				g.se[m] = math.Sqrt(ss / float64(len(v)-1) / float64(len(v)))
 			}
@@ -430,8 +431,9 @@ func readPoints(path string) ([][2]int, error) {
 var summaryMetrics = []string{"reward_mean", "reward_max", "emd", "diversity", "ess_min", "ess_mean", "resamples", "log_z_error", "tv_exact", "wall_s"}
 
 // SummaryTable returns a Markdown table of a sweep directory's results:
-// one row per point, mean ± standard error over its repeats.
-func SummaryTable(dir string) (string, error) {
+// one row per point, mean ± standard error over its repeats, or mean ±
+// standard deviation with sd (as the paper's tables report).
+func SummaryTable(dir string, sd bool) (string, error) {
 	b, err := os.ReadFile(filepath.Join(dir, "sweep.json"))
 	if err != nil {
 		return "", fmt.Errorf("experiments: %s is not a sweep directory: %w", dir, err)
@@ -466,6 +468,8 @@ func SummaryTable(dir string) (string, error) {
 			switch {
 			case !ok:
 				sb.WriteString(" – |")
+			case g.n > 1 && sd:
+				fmt.Fprintf(&sb, " %s ± %s |", fmtNum(v), fmtNum(g.se[m]*math.Sqrt(float64(g.count[m]))))
 			case g.n > 1:
 				fmt.Fprintf(&sb, " %s ± %s |", fmtNum(v), fmtNum(g.se[m]))
 			default:

@@ -273,7 +273,8 @@ func cmdSweep(args []string, stdout, stderr io.Writer) error {
 }
 
 func cmdPlot(args []string, stdout, stderr io.Writer) error {
-	fs, _ := newFlags("plot", "<dir>", "Redraws the figures of a finished (or partial) sweep in DIR/figures from DIR/results.csv\nand the runs' traces and samples, without recomputing anything, and prints the\nsummary table (mean ± standard error over repeats, per point). Given a denoiser's\ndirectory instead (train_curve.csv), redraws its training curve.", stderr)
+	fs, _ := newFlags("plot", "<dir>", "Redraws the figures of a finished (or partial) sweep in DIR/figures from DIR/results.csv\nand the runs' traces and samples, without recomputing anything, and prints the\nsummary table (mean ± standard error over repeats, per point; -sd: ± standard\ndeviation). Given a denoiser's directory instead (train_curve.csv), redraws its training curve.", stderr)
+	sd := fs.Bool("sd", false, "print mean ± standard deviation over repeats (as the paper's tables) instead of ± standard error")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -293,7 +294,7 @@ func cmdPlot(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	table, err := experiments.SummaryTable(fs.Arg(0))
+	table, err := experiments.SummaryTable(fs.Arg(0), *sd)
 	if err != nil {
 		return err
 	}
@@ -333,7 +334,7 @@ func cmdDemo(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	table, err := experiments.SummaryTable(dir)
+	table, err := experiments.SummaryTable(dir, false)
 	if err != nil {
 		return err
 	}
