@@ -126,6 +126,11 @@ func (e *imageEval) metrics(samples []int, L int, logw []float64) (m map[string]
 		}
 	}
 	m = map[string]float64{"outputs": float64(n)}
+	for _, k := range ImageMetricNames { // every metric present, even when 0
+		if k != "outputs" {
+			m[k] = 0
+		}
+	}
 	lp := func(c *objectives.Classifier) ([]float64, error) {
 		C := c.Cfg.Classes
 		z := make([]float64, n*C)

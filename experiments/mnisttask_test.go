@@ -2,6 +2,7 @@ package experiments
 
 import (
 	"math"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -81,6 +82,19 @@ func TestImageMetrics(t *testing.T) {
 	if m["acc"] != 1 || m["success_all"] != 1 || math.Abs(m["reward_mean"]-hi) > 1e-12 {
 		t.Errorf("weighted metrics %v: want acc 1, success_all 1, reward %v", m, hi)
 	}
+	// No correct image: the accuracies are present and 0, not missing.
+	m, _, _, err = e.metrics([]int{0, 0, 0, 1}, 2, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range ImageMetricNames {
+		if _, ok := m[k]; !ok {
+			t.Errorf("metric %s missing", k)
+		}
+	}
+	if m["acc"] != 0 || m["acc_val"] != 0 || m["success_any"] != 0 || m["success_all"] != 0 {
+		t.Errorf("all-wrong metrics %v: want zero accuracies and successes", m)
+	}
 	if _, _, _, err := e.metrics(x[:3], 2, nil); err == nil {
 		t.Error("3 tokens of 2-pixel images: no error")
 	}
@@ -115,4 +129,88 @@ func TestMNISTConfigErrors(t *testing.T) {
 
 func setParam(c *objectives.Classifier, name string, v []float64) error {
 	return layers.SetFloat64s(c.Store.Get(name), v)
+}
+
+// RescoreSweep recomputes the image metrics of a finished image sweep from
+// the saved samples, keeping the SMC statistics, and refuses a directory of
+// another sweep.
+func TestRescoreSweep(t *testing.T) {
+	tmp := t.TempDir()
+	clf := func(name string, seed uint64) string {
+		c, err := objectives.NewClassifier(objectives.ClassifierConfig{H: 14, W: 14, Hidden: []int{3}, Act: "relu", Seed: seed, Classes: 10})
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := filepath.Join(tmp, name)
+		if err := c.Save(p); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	base := filepath.Join(tmp, "base.toml")
+	text := "name = \"m\"\nout = \"" + filepath.Join(tmp, "m") + "\"\n[data]\nname = \"mnist\"\nsize = 14\n[reward]\ntarget = 3\nclassifier = \"" +
+		clf("main.ckpt", 1) + "\"\nval_classifier = \"" + clf("val.ckpt", 2) + "\"\n"
+	if err := os.WriteFile(base, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	sc, err := ParseSweep("s", []byte("name = \"s\"\nbase = \""+base+"\"\nrepeats = 2\n[sweep]\nparticles = [2, 4]\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(tmp, "sweep")
+	fp, _ := sc.Fingerprint()
+	pts, _ := sc.Points()
+	if err := writeJSON(filepath.Join(dir, "sweep.json"), sweepMeta{Name: "s", Data: "mnist", Fingerprint: fp, Columns: sc.Columns(), Points: pts, Repeats: 2}); err != nil {
+		t.Fatal(err)
+	}
+	// Three of the four runs finished, with a stale metric and no accuracy.
+	x := make([]int, 2*196)
+	for i := range x {
+		x[i] = (i / 7) % 2
+	}
+	for _, pr := range [][2]int{{0, 0}, {0, 1}, {1, 0}} {
+		d := runDir(dir, pr[0], pr[1])
+		if err := writeSamples(filepath.Join(d, "samples.csv"), x, 196); err != nil {
+			t.Fatal(err)
+		}
+		rec := RunRecord{Point: pr[0], Repeat: pr[1], Setting: pts[pr[0]].Settings, Metrics: map[string]float64{"ess_min": 0.25, "reward_mean": 99}}
+		if err := writeJSON(filepath.Join(d, "record.json"), rec); err != nil {
+			t.Fatal(err)
+		}
+	}
+	n, err := RescoreSweep(sc, dir, nil)
+	if err != nil || n != 3 {
+		t.Fatalf("rescored %d runs, err %v; want 3", n, err)
+	}
+	cfg := sc.base
+	ev, err := newImageEval(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, _, _, err := ev.metrics(x, 196, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec, err := readRecord(runDir(dir, 1, 0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range ImageMetricNames {
+		if rec.Metrics[k] != want[k] {
+			t.Errorf("%s = %v after rescoring, want %v", k, rec.Metrics[k], want[k])
+		}
+	}
+	if rec.Metrics["ess_min"] != 0.25 {
+		t.Errorf("rescoring changed ess_min to %v", rec.Metrics["ess_min"])
+	}
+	if _, rows, err := ReadResults(dir); err != nil || len(rows) != 3 {
+		t.Fatalf("results.csv: %d rows, %v; want 3", len(rows), err)
+	}
+	other, err := ParseSweep("o", []byte("name = \"o\"\nbase = \""+base+"\"\n[sweep]\nparticles = [8]\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := RescoreSweep(other, dir, nil); err == nil || !strings.Contains(err.Error(), "fingerprint") {
+		t.Errorf("rescoring another sweep's directory: %v", err)
+	}
 }

@@ -2,7 +2,6 @@ package experiments
 
 import (
 	"encoding/csv"
-	"encoding/json"
 	"fmt"
 	"math"
 	"os"
@@ -129,13 +128,9 @@ func summarisePoints(header []string, rows [][]string, cols []string) ([]*group,
 // DIR/results.csv, DIR/sweep.json and the runs' traces and samples, and
 // returns the PNG paths. It recomputes nothing.
 func PlotSweep(dir string) ([]string, error) {
-	b, err := os.ReadFile(filepath.Join(dir, "sweep.json"))
+	meta, err := readSweepMeta(dir)
 	if err != nil {
-		return nil, fmt.Errorf("experiments: %s is not a sweep directory: %w", dir, err)
-	}
-	var meta sweepMeta
-	if err := json.Unmarshal(b, &meta); err != nil {
-		return nil, fmt.Errorf("experiments: %s/sweep.json: %w", dir, err)
+		return nil, err
 	}
 	header, rows, err := ReadResults(dir)
 	if err != nil {
@@ -434,12 +429,8 @@ var summaryMetrics = []string{"reward_mean", "reward_max", "emd", "diversity", "
 // one row per point, mean ± standard error over its repeats, or mean ±
 // standard deviation with sd (as the paper's tables report).
 func SummaryTable(dir string, sd bool) (string, error) {
-	b, err := os.ReadFile(filepath.Join(dir, "sweep.json"))
+	meta, err := readSweepMeta(dir)
 	if err != nil {
-		return "", fmt.Errorf("experiments: %s is not a sweep directory: %w", dir, err)
-	}
-	var meta sweepMeta
-	if err := json.Unmarshal(b, &meta); err != nil {
 		return "", err
 	}
 	header, rows, err := ReadResults(dir)

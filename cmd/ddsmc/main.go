@@ -236,7 +236,8 @@ func cmdTrainClassifiers(args []string, stdout, stderr io.Writer) error {
 }
 
 func cmdSweep(args []string, stdout, stderr io.Writer) error {
-	fs, c := newFlags("sweep", "<sweep.toml|name>", "Runs every point of the sweep's [sweep] table (Cartesian product) with `repeats` seeded\nrepeats, in parallel, into -out DIR (default runs/sweeps/<name>): results.csv (one row\nper run), runs/<point>-<repeat>/ (record, samples, trace), sweep.json and sweep.toml\n(the resolved config and git commit), then draws the figures (ddsmc plot). Re-running\nresumes: finished runs are skipped. A DIR holding another sweep is refused.", stderr)
+	fs, c := newFlags("sweep", "<sweep.toml|name>", "Runs every point of the sweep's [sweep] table (Cartesian product) with `repeats` seeded\nrepeats, in parallel, into -out DIR (default runs/sweeps/<name>): results.csv (one row\nper run), runs/<point>-<repeat>/ (record, samples, trace), sweep.json and sweep.toml\n(the resolved config and git commit), then draws the figures (ddsmc plot). Re-running\nresumes: finished runs are skipped. A DIR holding another sweep is refused.\nWith -rescore, nothing is run: the image metrics of the finished runs are recomputed\nfrom their saved samples (e.g. after changing an evaluation classifier).", stderr)
+	rescore := fs.Bool("rescore", false, "recompute the image-task metrics of the finished runs from their samples instead of running")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -261,7 +262,11 @@ func cmdSweep(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer stop()
-	if _, err := experiments.RunSweep(sc, raw, dir, stderr); err != nil {
+	if *rescore {
+		if _, err := experiments.RescoreSweep(sc, dir, stderr); err != nil {
+			return err
+		}
+	} else if _, err := experiments.RunSweep(sc, raw, dir, stderr); err != nil {
 		return err
 	}
 	figs, err := experiments.PlotSweep(dir)
