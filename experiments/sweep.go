@@ -515,8 +515,9 @@ func RunSweep(sc *SweepConfig, raw []byte, dir string, log io.Writer) ([]RunReco
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			ws := &workerSampler{point: -1}
 			for j := range jobs {
-				rec, err := env.run(pts[j.p], j.r, sc.Seed+uint64(j.r), runDir(dir, j.p, j.r))
+				rec, err := env.run(pts[j.p], j.r, sc.Seed+uint64(j.r), runDir(dir, j.p, j.r), ws)
 				if err != nil {
 					errs <- fmt.Errorf("experiments: run %d-%d (%s, repeat %d): %w", j.p, j.r, describe(pts[j.p].Settings), j.r, err)
 					continue

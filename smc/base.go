@@ -69,7 +69,7 @@ func NewReverse(k diffusion.Kernel, dens []diffusion.Denoiser, batch int) (*Reve
 	}
 	r := &Reverse{k: k, pool: p, l: p.l, v: p.v, width: p.l * p.v}
 	if MaxCachedStates > 0 && allTimeIndependent(dens) {
-		r.cache = newLogitCache(p, MaxCachedStates)
+		r.cache = newLogitCache(p, max(1, min(MaxCachedStates, MaxCachedValues/(p.l*p.v))))
 	}
 	return r, nil
 }
@@ -78,6 +78,11 @@ func NewReverse(k diffusion.Kernel, dens []diffusion.Denoiser, batch int) (*Reve
 // time-independent denoisers (states beyond it are evaluated every time);
 // 0 disables the cache for bases built afterwards.
 var MaxCachedStates = 1 << 16
+
+// MaxCachedValues bounds the same cache by the number of logits it holds
+// (L·V per state; 2^24 float64s = 128 MB), which binds for long sequences:
+// 10,700 states of a 784-pixel binary image.
+var MaxCachedValues = 1 << 24
 
 // allTimeIndependent reports whether every denoiser declares
 // diffusion.TimeIndependent, so that a state's logits can be reused.
