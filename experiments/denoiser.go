@@ -3,10 +3,8 @@ package experiments
 import (
 	"bufio"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"math"
 	"math/rand/v2"
 	"path/filepath"
@@ -207,15 +205,9 @@ func SampleDenoiser(cfg Config, log io.Writer) (*SampleReport, error) {
 	if err != nil {
 		return nil, err
 	}
-	m, meta, err := graph.Load(cfg.CheckpointPath())
+	m, meta, err := loadDenoiserMeta(cfg, task)
 	if err != nil {
-		if errors.Is(err, fs.ErrNotExist) {
-			return nil, fmt.Errorf("experiments: no trained denoiser at %s: run `ddsmc train` on this config first", cfg.CheckpointPath())
-		}
 		return nil, err
-	}
-	if L, V := m.Shape(); L != task.L || V != task.V {
-		return nil, fmt.Errorf("experiments: checkpoint %s is for L=%d, V=%d but data %s has L=%d, V=%d", cfg.CheckpointPath(), L, V, cfg.Data.Name, task.L, task.V)
 	}
 	if task.GMM == nil {
 		_, err := sampleImages(cfg, m, log)

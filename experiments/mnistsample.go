@@ -42,10 +42,19 @@ type ImageSampleReport struct {
 // T-step chain's continuous-time bound on the full official test split, in
 // bits per pixel (cfg.Train.ValSamples draws of (t, mask) per image).
 func sampleImages(cfg Config, m *graph.Model, log io.Writer) (*ImageSampleReport, error) {
-	task, err := LoadTask(DataConfig{Name: cfg.Data.Name, Size: cfg.Data.Size, TrainSize: 1, ValSize: 10000, Seed: cfg.Data.Seed})
+	task, err := loadReference(cfg.Data)
 	if err != nil {
 		return nil, err
 	}
+	dir, err := MNISTDir()
+	if err != nil {
+		return nil, err
+	}
+	test, err := LoadMNIST(dir, "test", cfg.Data.Size) // the training split is not needed
+	if err != nil {
+		return nil, err
+	}
+	task.Val = test.Dataset()
 	k, grid, err := cfg.Kernel()
 	if err != nil {
 		return nil, err

@@ -132,16 +132,12 @@ func (e *imageEval) metrics(samples []int, L int, logw []float64) (m map[string]
 		}
 	}
 	lp := func(c *objectives.Classifier) ([]float64, error) {
-		C := c.Cfg.Classes
-		z := make([]float64, n*C)
-		if err := c.Logits(samples, z); err != nil {
+		r, err := c.Reward(e.target)
+		if err != nil {
 			return nil, err
 		}
 		out := make([]float64, n)
-		for i := range out {
-			out[i] = logSoftmax(z[i*C : (i+1)*C])[e.target]
-		}
-		return out, nil
+		return out, r.Reward(samples, out)
 	}
 	if rm, err = lp(e.main); err != nil {
 		return nil, nil, nil, err

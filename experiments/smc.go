@@ -219,18 +219,25 @@ type SMCRun struct {
 
 // loadDenoiser reads the trained checkpoint of cfg and checks its shape.
 func loadDenoiser(cfg Config, task *Task) (*graph.Model, error) {
-	m, _, err := graph.Load(cfg.CheckpointPath())
+	m, _, err := loadDenoiserMeta(cfg, task)
+	return m, err
+}
+
+// loadDenoiserMeta is loadDenoiser that also returns the checkpoint's
+// metadata.
+func loadDenoiserMeta(cfg Config, task *Task) (*graph.Model, map[string]string, error) {
+	m, meta, err := graph.Load(cfg.CheckpointPath())
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
-			return nil, fmt.Errorf("experiments: no trained denoiser at %s: run `ddsmc train` on this config first", cfg.CheckpointPath())
+			return nil, nil, fmt.Errorf("experiments: no trained denoiser at %s: run `ddsmc train` on this config first", cfg.CheckpointPath())
 		}
-		return nil, err
+		return nil, nil, err
 	}
 	if L, V := m.Shape(); L != task.L || V != task.V {
-		return nil, fmt.Errorf("experiments: checkpoint %s is for L=%d, V=%d but data %s has L=%d, V=%d",
+		return nil, nil, fmt.Errorf("experiments: checkpoint %s is for L=%d, V=%d but data %s has L=%d, V=%d",
 			cfg.CheckpointPath(), L, V, cfg.Data.Name, task.L, task.V)
 	}
-	return m, nil
+	return m, meta, nil
 }
 
 // workerClones returns n copies of m for n workers (m itself first), as

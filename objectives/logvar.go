@@ -12,6 +12,7 @@ import (
 	"github.com/ddsmc/ddsmc/diffusion"
 	"github.com/ddsmc/ddsmc/graph"
 	"github.com/ddsmc/ddsmc/layers"
+	"github.com/ddsmc/ddsmc/smc"
 )
 
 // Names of the KL regulariser options of LogVarConfig.KL.
@@ -583,15 +584,7 @@ func (l *LogVarLoss) setRegInputs(xt []int) error {
 			continue
 		}
 		lg := l.refLog[row : row+V]
-		m := math.Inf(-1)
-		for _, z := range lg {
-			m = math.Max(m, z)
-		}
-		sum := 0.0
-		for _, z := range lg {
-			sum += math.Exp(z - m)
-		}
-		lse := m + math.Log(sum)
+		lse := smc.LogSumExp(lg)
 		for v, z := range lg {
 			lp := z - lse
 			l.klLPv[row+v] = lp

@@ -129,11 +129,7 @@ func (r *Reverse) Prime(x []int, logits []float64) error {
 		return fmt.Errorf("smc: Prime: %d tokens and %d logits do not match L=%d, V=%d", len(x), len(logits), L, V)
 	}
 	for i := range len(x) / L {
-		k := stateKey(x[i*L : (i+1)*L])
-		if _, ok := r.cache.m[k]; ok || len(r.cache.m) >= r.cache.max {
-			continue
-		}
-		r.cache.m[k] = append([]float64(nil), logits[i*L*V:(i+1)*L*V]...)
+		r.cache.put(stateKey(x[i*L:(i+1)*L]), append([]float64(nil), logits[i*L*V:(i+1)*L*V]...))
 	}
 	return nil
 }
@@ -415,8 +411,17 @@ func (c *logitCache) logits(x []int, t float64, out []float64, workers int) erro
 		j := pos[keys[i]]
 		copy(out[i*L*V:(i+1)*L*V], ml[j*L*V:(j+1)*L*V])
 	}
-	for j := 0; j < len(missX)/L && len(c.m) < c.max; j++ {
-		c.m[stateKey(missX[j*L:(j+1)*L])] = ml[j*L*V : (j+1)*L*V]
+	for j := 0; j < len(missX)/L; j++ {
+		c.put(stateKey(missX[j*L:(j+1)*L]), ml[j*L*V:(j+1)*L*V])
 	}
 	return nil
+}
+
+// put stores a state's logits (kept, not copied) unless the state is
+// cached already or the cache is full.
+func (c *logitCache) put(key string, logits []float64) {
+	if _, ok := c.m[key]; ok || len(c.m) >= c.max {
+		return
+	}
+	c.m[key] = logits
 }
