@@ -13,64 +13,43 @@ import (
 
 	"github.com/ddsmc/ddsmc/configs"
 	"github.com/ddsmc/ddsmc/diffusion"
+	"github.com/ddsmc/ddsmc/experiments/task"
 	"github.com/ddsmc/ddsmc/graph"
 	"github.com/ddsmc/ddsmc/objectives"
 )
 
-// Config is the one configuration of a denoiser experiment: which data,
-// which model, which diffusion process, how to train it and how to sample
-// it. TOML files hold overrides of Default; an unknown key, a wrong type or
-// an out-of-range value is an error naming the key.
+// Config is the one configuration of a denoiser experiment: which task
+// (the [data] name) with its options, which model, which diffusion
+// process, how to train it, how to sample it and how to steer it. TOML
+// files hold overrides of Default; an unknown key, a wrong type or an
+// out-of-range value is an error naming the key. The task decodes the
+// keys it owns (e.g. a [reward] table) itself.
 type Config struct {
 	Name      string                 `toml:"name"`      // run name
 	Out       string                 `toml:"out"`       // output directory (default runs/<name>)
-	Data      DataConfig             `toml:"data"`      // data set
+	Data      DataConfig             `toml:"data"`      // task and data sizes
 	Model     graph.Config           `toml:"model"`     // denoiser architecture
 	Diffusion DiffusionConfig        `toml:"diffusion"` // masking process and sampler
 	Train     objectives.TrainConfig `toml:"train"`     // training loop
 	Sample    SampleConfig           `toml:"sample"`    // unguided sampling
 	SMC       SMCConfig              `toml:"smc"`       // SMC steering (ddsmc smc)
 	Proposal  ProposalConfig         `toml:"proposal"`  // amortised proposal training (ddsmc train-proposal)
-	Reward    RewardConfig           `toml:"reward"`    // classifier reward (image tasks)
+
+	// Task is the opened task of Data.Name; TaskOptions are the options it
+	// decoded (recorded in sweep plans); Source is the config argument,
+	// for messages that name a command to run.
+	Task        task.Task `toml:"-" json:"-"`
+	TaskOptions []any     `toml:"-" json:"task_options,omitempty"`
+	Source      string    `toml:"-" json:"-"`
 }
 
-// DataConfig selects a data set.
+// DataConfig is the common part of the [data] table: the task name and the
+// data sizes (a task may own further [data] keys, such as an image size).
 type DataConfig struct {
-	Name      string `toml:"name"`       // "gmm1", "gmm2" or "mnist"
-	TrainSize int    `toml:"train_size"` // training sequences drawn (mnist: the first train_size of the 60,000 training images)
-	ValSize   int    `toml:"val_size"`   // held-out sequences drawn (mnist: the first val_size of the 10,000 test images)
+	Name      string `toml:"name"`       // registered task name (see ddsmc tasks)
+	TrainSize int    `toml:"train_size"` // training sequences (default set by the task)
+	ValSize   int    `toml:"val_size"`   // held-out sequences (default set by the task)
 	Seed      uint64 `toml:"seed"`       // seed of the data draw
-	Size      int    `toml:"size"`       // mnist image side: 28, or 14 for the 2×2-downsampled variant
-}
-
-// RewardConfig is the [reward] table of classifier-reward tasks (mnist):
-// r(x) = log p_clf(y = target | x) under the main classifier; the held-out
-// classifier gives the "val" metrics. Empty paths default to
-// runs/mnist<size>/clf_main.ckpt and clf_val.ckpt, where
-// `ddsmc train-classifiers` writes them.
-type RewardConfig struct {
-	Target        int    `toml:"target"`         // target class (digit 0..9)
-	Classifier    string `toml:"classifier"`     // main (reward) classifier checkpoint
-	ValClassifier string `toml:"val_classifier"` // held-out classifier checkpoint
-}
-
-// ClassifierPaths returns the main and held-out classifier checkpoints.
-func (c *Config) ClassifierPaths() (main, val string) {
-	main, val = c.Reward.Classifier, c.Reward.ValClassifier
-	dir := DefaultClassifierDir(c.Data.Size)
-	if main == "" {
-		main = filepath.Join(dir, "clf_main.ckpt")
-	}
-	if val == "" {
-		val = filepath.Join(dir, "clf_val.ckpt")
-	}
-	return main, val
-}
-
-// DefaultClassifierDir is where `ddsmc train-classifiers -size S` writes by
-// default and where [reward] looks when its paths are empty: runs/mnistS.
-func DefaultClassifierDir(size int) string {
-	return filepath.Join("runs", fmt.Sprintf("mnist%d", size))
 }
 
 // DiffusionConfig describes the masking schedule and the reverse sampler.
@@ -96,7 +75,7 @@ type SampleConfig struct {
 func Default() Config {
 	return Config{
 		Name: "gmm1",
-		Data: DataConfig{Name: "gmm1", TrainSize: 100000, ValSize: 5000, Seed: 1, Size: 28},
+		Data: DataConfig{Name: "gmm1", TrainSize: 100000, ValSize: 5000, Seed: 1},
 		Model: graph.Config{Arch: "mlp", Embed: 64, Hidden: 256, Layers: 3, Heads: 4, TimeDim: 0,
 			Act: "relu", DType: "float32", InitSeed: 1},
 		Diffusion: DiffusionConfig{Schedule: "linear", Eps: 1e-3, Steps: 100, Grid: "linear", Remask: "rescale"},
@@ -105,7 +84,6 @@ func Default() Config {
 		Sample:   SampleConfig{N: 100000, Batch: 1000, Seed: 3, Exact: true},
 		SMC:      DefaultSMC(),
 		Proposal: DefaultProposal(),
-		Reward:   RewardConfig{Target: 4},
 	}
 }
 
@@ -122,7 +100,7 @@ func Load(path string) (Config, error) {
 // that exists, contains a path separator or ends in .toml) or the name of
 // a built-in config (package configs). Experiment and sweep configs alike.
 func ConfigText(arg string) ([]byte, error) {
-	if _, err := os.Stat(arg); err == nil || strings.ContainsAny(arg, `/\`) || strings.HasSuffix(arg, ".toml") {
+	if st, err := os.Stat(arg); (err == nil && !st.IsDir()) || strings.ContainsAny(arg, `/\`) || strings.HasSuffix(arg, ".toml") {
 		b, err := os.ReadFile(arg)
 		if err != nil {
 			return nil, fmt.Errorf("experiments: config: %w", err)
@@ -136,31 +114,38 @@ func ConfigText(arg string) ([]byte, error) {
 	return b, nil
 }
 
-// Parse decodes TOML overrides (name is used in error messages only).
+// Parse decodes TOML overrides (name is used in messages) and opens the
+// config's task, which decodes the keys it owns. A key that neither the
+// runner nor the task knows is an error naming it.
 func Parse(name string, b []byte) (Config, error) {
 	cfg := Default()
 	md, err := toml.NewDecoder(bytes.NewReader(b)).Decode(&cfg)
 	if err != nil {
 		return Config{}, fmt.Errorf("experiments: config %s: %w", name, err)
 	}
-	if und := md.Undecoded(); len(und) > 0 {
-		keys := make([]string, len(und))
-		for i, k := range und {
-			keys[i] = k.String()
-		}
-		sort.Strings(keys)
-		return Config{}, fmt.Errorf("experiments: config %s: unknown key %s", name, strings.Join(keys, ", "))
-	}
-	if err := cfg.SMC.applyMethod(func(key string) bool { return md.IsDefined("smc", key) }); err != nil {
+	dec, err := task.NewTOML(b)
+	if err != nil {
 		return Config{}, fmt.Errorf("experiments: config %s: %w", name, err)
 	}
-	if cfg.Data.Name == "mnist" { // the GMM defaults do not fit MNIST's splits
-		if !md.IsDefined("data", "train_size") {
-			cfg.Data.TrainSize = 60000
+	spec := &task.Spec{Name: cfg.Data.Name, TrainSize: cfg.Data.TrainSize, ValSize: cfg.Data.ValSize, Seed: cfg.Data.Seed}
+	tk, err := task.Open(spec, dec)
+	if err != nil {
+		return Config{}, fmt.Errorf("experiments: config %s: %w", name, err)
+	}
+	var unknown []string
+	for _, k := range md.Undecoded() {
+		if !dec.Known(k.String()) {
+			unknown = append(unknown, k.String())
 		}
-		if !md.IsDefined("data", "val_size") {
-			cfg.Data.ValSize = 2000
-		}
+	}
+	if len(unknown) > 0 {
+		sort.Strings(unknown)
+		return Config{}, fmt.Errorf("experiments: config %s: unknown key %s", name, strings.Join(unknown, ", "))
+	}
+	cfg.Task, cfg.TaskOptions, cfg.Source = tk, dec.Options(), name
+	cfg.Data.TrainSize, cfg.Data.ValSize = spec.TrainSize, spec.ValSize
+	if err := cfg.SMC.applyMethod(func(key string) bool { return md.IsDefined("smc", key) }); err != nil {
+		return Config{}, fmt.Errorf("experiments: config %s: %w", name, err)
 	}
 	if !md.IsDefined("name") && md.IsDefined("data", "name") {
 		cfg.Name = cfg.Data.Name
@@ -180,20 +165,10 @@ func (c *Config) Validate() error {
 	switch {
 	case c.Name == "" || strings.ContainsAny(c.Name, `/\`):
 		return fmt.Errorf("name = %q: must be a non-empty file-name-safe string", c.Name)
-	case d.Name != "gmm1" && d.Name != "gmm2" && d.Name != "mnist":
-		return fmt.Errorf("data.name = %q: want \"gmm1\", \"gmm2\" or \"mnist\"", d.Name)
 	case d.TrainSize <= 0:
 		return fmt.Errorf("data.train_size = %d: must be positive", d.TrainSize)
 	case d.ValSize <= 0:
 		return fmt.Errorf("data.val_size = %d: must be positive", d.ValSize)
-	case d.Name == "mnist" && d.Size != 28 && d.Size != 14:
-		return fmt.Errorf("data.size = %d: want 28 (full MNIST) or 14 (2×2 downsampled)", d.Size)
-	case d.Name == "mnist" && d.TrainSize > 60000:
-		return fmt.Errorf("data.train_size = %d: MNIST has 60000 training images", d.TrainSize)
-	case d.Name == "mnist" && d.ValSize > 10000:
-		return fmt.Errorf("data.val_size = %d: MNIST has 10000 test images", d.ValSize)
-	case c.Reward.Target < 0 || c.Reward.Target > 9:
-		return fmt.Errorf("reward.target = %d: want a digit 0..9", c.Reward.Target)
 	}
 	f := c.Diffusion
 	if _, err := diffusion.ParseSchedule(f.Schedule, f.Eps); err != nil {

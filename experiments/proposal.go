@@ -184,11 +184,7 @@ func TrainProposal(cfg Config, log io.Writer) (*ProposalReport, error) {
 		return nil, err
 	}
 	lambda := smc.Lambda{Kind: pc.Lambda, K: pc.LambdaK, Gamma: pc.LambdaGamma}
-	task, err := loadReference(cfg.Data)
-	if err != nil {
-		return nil, err
-	}
-	base, err := loadDenoiser(cfg, task)
+	base, _, err := loadDenoiser(cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -211,9 +207,9 @@ func TrainProposal(cfg Config, log io.Writer) (*ProposalReport, error) {
 		return nil, err
 	}
 	defer loss.Close()
-	reward, _, err := taskReward(cfg, task, 1)
+	reward, _, err := cfg.Task.Reward(1)
 	if err != nil {
-		return nil, err
+		return nil, notPrepared(cfg, err)
 	}
 	pBase, err := smc.NewReverse(k, []diffusion.Denoiser{base}, 256)
 	if err != nil {

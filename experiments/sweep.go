@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"crypto/sha256"
-	"encoding/csv"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -16,13 +15,13 @@ import (
 	"os/exec"
 	"path/filepath"
 	"sort"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/BurntSushi/toml"
 
+	"github.com/ddsmc/ddsmc/graph"
 	"github.com/ddsmc/ddsmc/internal/atomicfile"
 )
 
@@ -32,15 +31,14 @@ import (
 // product is run Repeats times with seeds Seed, Seed+1, … (the same seeds
 // for every point, so methods are compared on common random numbers).
 type SweepConfig struct {
-	Name       string                    `toml:"name"`
-	Base       string                    `toml:"base"`        // built-in config name or TOML path of the denoiser experiment
-	AutoTrain  bool                      `toml:"auto_train"`  // train the base denoiser if its checkpoint is missing
-	Repeats    int                       `toml:"repeats"`     // R seeded repeats per point
-	Workers    int                       `toml:"workers"`     // runs in parallel
-	Seed       uint64                    `toml:"seed"`        // seed of repeat 0
-	EMDSamples int                       `toml:"emd_samples"` // points per side of the EMD (paper: 500)
-	SMC        map[string]any            `toml:"smc"`         // fixed [smc] settings
-	Variants   map[string]map[string]any `toml:"variants"`    // named bundles of [smc] settings
+	Name      string                    `toml:"name"`
+	Base      string                    `toml:"base"`       // built-in config name or TOML path of the denoiser experiment
+	AutoTrain bool                      `toml:"auto_train"` // train the base denoiser if its checkpoint is missing
+	Repeats   int                       `toml:"repeats"`    // R seeded repeats per point
+	Workers   int                       `toml:"workers"`    // runs in parallel
+	Seed      uint64                    `toml:"seed"`       // seed of repeat 0
+	SMC       map[string]any            `toml:"smc"`        // fixed [smc] settings
+	Variants  map[string]map[string]any `toml:"variants"`   // named bundles of [smc] settings
 	// Sweep is the [sweep] table of lists ([smc] keys or "variant"), or an
 	// array of such tables ([[sweep]]) whose products are concatenated,
 	// for ablations whose lists differ by method.
@@ -78,7 +76,7 @@ func LoadSweep(arg string) (*SweepConfig, error) {
 // an unknown setting, an empty list or a bad value is reported before
 // anything runs.
 func ParseSweep(name string, b []byte) (*SweepConfig, error) {
-	sc := &SweepConfig{AutoTrain: true, Repeats: 1, Workers: 2, Seed: 1, EMDSamples: 500}
+	sc := &SweepConfig{AutoTrain: true, Repeats: 1, Workers: 2, Seed: 1}
 	md, err := toml.NewDecoder(bytes.NewReader(b)).Decode(sc)
 	if err != nil {
 		return nil, fmt.Errorf("experiments: sweep %s: %w", name, err)
@@ -106,13 +104,11 @@ func (sc *SweepConfig) resolve() error {
 	case sc.Name == "" || strings.ContainsAny(sc.Name, `/\`):
 		return fmt.Errorf("name = %q: must be a non-empty file-name-safe string", sc.Name)
 	case sc.Base == "":
-		return fmt.Errorf("base: name the denoiser experiment (a built-in config such as gmm1, or a TOML path)")
+		return fmt.Errorf("base: name the denoiser experiment (a built-in config name or a TOML path)")
 	case sc.Repeats < 1:
 		return fmt.Errorf("repeats = %d: must be >= 1", sc.Repeats)
 	case sc.Workers < 1:
 		return fmt.Errorf("workers = %d: must be >= 1", sc.Workers)
-	case sc.EMDSamples < 1:
-		return fmt.Errorf("emd_samples = %d: must be >= 1", sc.EMDSamples)
 	}
 	b, err := ConfigText(sc.Base)
 	if err != nil {
@@ -272,20 +268,6 @@ func (sc *SweepConfig) Points() ([]Point, error) {
 	return pts, nil
 }
 
-// describe formats swept settings for messages.
-func describe(s map[string]string) string {
-	keys := make([]string, 0, len(s))
-	for k := range s {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	parts := make([]string, len(keys))
-	for i, k := range keys {
-		parts[i] = k + "=" + s[k]
-	}
-	return strings.Join(parts, " ")
-}
-
 // resolveSMC decodes a merged [smc] table strictly onto DefaultSMC and
 // applies the method presets, which override settings not set by the
 // variant or the sweep (defined).
@@ -337,9 +319,8 @@ func (sc *SweepConfig) Fingerprint() (string, error) {
 		Base    Config
 		Repeats int
 		Seed    uint64
-		EMD     int
 		Points  []Point
-	}{sc.Name, sc.base, sc.Repeats, sc.Seed, sc.EMDSamples, pts})
+	}{sc.Name, sc.base, sc.Repeats, sc.Seed, pts})
 	if err != nil {
 		return "", err
 	}
@@ -349,91 +330,6 @@ func (sc *SweepConfig) Fingerprint() (string, error) {
 
 // Columns returns the swept settings in column order.
 func (sc *SweepConfig) Columns() []string { return append([]string(nil), sc.cols...) }
-
-// MetricColumns are the result columns after the swept settings, repeat and
-// seed. A task fills the ones it has (NaN otherwise): the GMM tasks the EMD,
-// TV and log Z columns, and "diversity" is their number of unique points;
-// image tasks reward_val, acc, acc_val, success_any and success_all, and
-// "diversity" is the effective rank of the held-out classifier's embeddings
-// (see ImageMetricNames).
-var MetricColumns = []string{"reward_mean", "reward_max", "ess_min", "ess_mean", "resamples", "log_z", "wall_s",
-	"outputs", "diversity", "emd", "emd_model", "tv_exact", "tv_weighted", "exact_log_z", "log_z_error",
-	"reward_val", "acc", "acc_val", "success_any", "success_all"}
-
-// RunRecord is one finished run: its point, repeat, seed and metrics.
-type RunRecord struct {
-	Point   int                `json:"point"`
-	Repeat  int                `json:"repeat"`
-	Seed    uint64             `json:"seed"`
-	Setting map[string]string  `json:"settings"`
-	Metrics map[string]float64 `json:"metrics"`
-}
-
-// MarshalJSON writes non-finite metrics as the strings "NaN", "+Inf" and
-// "-Inf" (JSON has no such numbers), so a record reads back exactly.
-func (r RunRecord) MarshalJSON() ([]byte, error) {
-	type plain RunRecord
-	m := map[string]any{}
-	for k, v := range r.Metrics {
-		switch {
-		case math.IsNaN(v):
-			m[k] = "NaN"
-		case math.IsInf(v, 1):
-			m[k] = "+Inf"
-		case math.IsInf(v, -1):
-			m[k] = "-Inf"
-		default:
-			m[k] = v
-		}
-	}
-	return json.Marshal(struct {
-		plain
-		Metrics map[string]any `json:"metrics"`
-	}{plain(r), m})
-}
-
-// UnmarshalJSON reads what MarshalJSON writes.
-func (r *RunRecord) UnmarshalJSON(b []byte) error {
-	type plain RunRecord
-	var aux struct {
-		plain
-		Metrics map[string]any `json:"metrics"`
-	}
-	if err := json.Unmarshal(b, &aux); err != nil {
-		return err
-	}
-	*r = RunRecord(aux.plain)
-	r.Metrics = map[string]float64{}
-	for k, v := range aux.Metrics {
-		switch x := v.(type) {
-		case float64:
-			r.Metrics[k] = x
-		case string:
-			f, err := strconv.ParseFloat(x, 64)
-			if err != nil {
-				return fmt.Errorf("metric %s: %w", k, err)
-			}
-			r.Metrics[k] = f
-		default:
-			return fmt.Errorf("metric %s: unexpected %v", k, v)
-		}
-	}
-	return nil
-}
-
-// sweepMeta is DIR/sweep.json.
-type sweepMeta struct {
-	Name        string   `json:"name"`
-	Data        string   `json:"data"`
-	Fingerprint string   `json:"fingerprint"`
-	Commit      string   `json:"commit"`
-	Columns     []string `json:"columns"`
-	Points      []Point  `json:"points"`
-	Repeats     int      `json:"repeats"`
-	Seed        uint64   `json:"seed"`
-	Checkpoint  string   `json:"checkpoint"`
-	Created     string   `json:"created"`
-}
 
 // gitCommit returns the current commit, or "unknown".
 func gitCommit() string {
@@ -449,14 +345,14 @@ func gitCommit() string {
 }
 
 // RunSweep runs every (point, repeat) of the sweep that dir does not
-// already hold, writing DIR/sweep.json and DIR/sweep.toml (the resolved
-// configuration and the git commit), DIR/runs/<point>-<repeat>/ (record
-// and trace) and DIR/results.csv, rewritten atomically after every
-// finished run. It is resumable: re-running skips finished runs, so a
-// killed sweep loses at most the runs in flight and never duplicates a
-// row. A dir holding a different sweep is refused. raw is the sweep file's
-// text, copied for the record.
-func RunSweep(sc *SweepConfig, raw []byte, dir string, log io.Writer) ([]RunRecord, error) {
+// already hold, through RunPoint, writing DIR/sweep.json and DIR/sweep.toml
+// (the plan and the file as given, with the git commit), DIR/runs/<point>-
+// <repeat>/ and DIR/results.csv (the common metric columns and the task's),
+// rewritten atomically after every finished run. It is resumable:
+// re-running skips finished runs, so a killed sweep loses at most the runs
+// in flight and never duplicates a row. A dir holding a different sweep is
+// refused. raw is the sweep file's text, copied for the record.
+func RunSweep(sc *SweepConfig, raw []byte, dir string, log io.Writer) ([]Record, error) {
 	fp, err := sc.Fingerprint()
 	if err != nil {
 		return nil, err
@@ -476,12 +372,16 @@ func RunSweep(sc *SweepConfig, raw []byte, dir string, log io.Writer) ([]RunReco
 	} else if entries, err := os.ReadDir(dir); err == nil && len(entries) > 0 {
 		return nil, fmt.Errorf("experiments: %s is not empty and holds no sweep.json: refusing to mix results", dir)
 	}
-	env, err := newSweepEnv(sc, log)
+	env, err := OpenEnv(sc.base, sc.AutoTrain, log)
 	if err != nil {
+		if !sc.AutoTrain && !exists(sc.base.CheckpointPath()) {
+			return nil, fmt.Errorf("experiments: no checkpoint at %s and auto_train = false: run `ddsmc train %s` first", sc.base.CheckpointPath(), sc.Base)
+		}
 		return nil, err
 	}
-	meta := sweepMeta{Name: sc.Name, Data: sc.base.Data.Name, Fingerprint: fp, Commit: gitCommit(), Columns: sc.Columns(), Points: pts,
-		Repeats: sc.Repeats, Seed: sc.Seed, Checkpoint: sc.base.CheckpointPath(), Created: time.Now().UTC().Format(time.RFC3339)}
+	metrics := resultColumns(sc.base.Task)
+	meta := sweepMeta{Name: sc.Name, Data: sc.base.Task.Name(), Fingerprint: fp, Commit: gitCommit(), Columns: sc.Columns(), Metrics: metrics,
+		Points: pts, Repeats: sc.Repeats, Seed: sc.Seed, Checkpoint: sc.base.CheckpointPath(), Created: time.Now().UTC().Format(time.RFC3339)}
 	if _, err := os.Stat(metaPath); errors.Is(err, fs.ErrNotExist) {
 		if err := writeJSON(metaPath, meta); err != nil {
 			return nil, err
@@ -492,10 +392,10 @@ func RunSweep(sc *SweepConfig, raw []byte, dir string, log io.Writer) ([]RunReco
 	}
 	type job struct{ p, r int }
 	var todo []job
-	records := map[[2]int]RunRecord{}
+	records := map[[2]int]Record{}
 	for _, pt := range pts {
 		for r := range sc.Repeats {
-			if rec, err := readRecord(runDir(dir, pt.Index, r)); err == nil {
+			if rec, err := ReadRecord(runDir(dir, pt.Index, r)); err == nil {
 				records[[2]int{pt.Index, r}] = rec
 			} else {
 				todo = append(todo, job{pt.Index, r})
@@ -503,8 +403,8 @@ func RunSweep(sc *SweepConfig, raw []byte, dir string, log io.Writer) ([]RunReco
 		}
 	}
 	total := len(pts) * sc.Repeats
-	fmt.Fprintf(log, "sweep %s: %d points × %d repeats = %d runs, %d already done, %d workers, BLAS %s\n",
-		sc.Name, len(pts), sc.Repeats, total, total-len(todo), sc.Workers, BLASName())
+	fmt.Fprintf(log, "sweep %s: task %s, %d points × %d repeats = %d runs, %d already done, %d workers, BLAS %s\n",
+		sc.Name, sc.base.Task.Name(), len(pts), sc.Repeats, total, total-len(todo), sc.Workers, graph.BLAS())
 	var mu sync.Mutex
 	done := total - len(todo)
 	start := time.Now()
@@ -515,17 +415,23 @@ func RunSweep(sc *SweepConfig, raw []byte, dir string, log io.Writer) ([]RunReco
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			ws := &workerSampler{point: -1}
+			cache := NewSamplerCache()
 			for j := range jobs {
-				rec, err := env.run(pts[j.p], j.r, sc.Seed+uint64(j.r), runDir(dir, j.p, j.r), ws)
+				smcCfg := pts[j.p].SMC
+				if sc.Workers > 1 {
+					smcCfg.Workers = 1 // runs are parallel already
+				}
+				res, err := env.RunPoint(RunSpec{SMC: smcCfg, Seed: sc.Seed + uint64(j.r), Dir: runDir(dir, j.p, j.r),
+					Point: j.p, Repeat: j.r, Settings: pts[j.p].Settings}, cache)
 				if err != nil {
 					errs <- fmt.Errorf("experiments: run %d-%d (%s, repeat %d): %w", j.p, j.r, describe(pts[j.p].Settings), j.r, err)
 					continue
 				}
+				rec := res.Record
 				mu.Lock()
 				records[[2]int{j.p, j.r}] = rec
 				done++
-				werr := writeResults(filepath.Join(dir, "results.csv"), sc.Columns(), records)
+				werr := writeResults(filepath.Join(dir, "results.csv"), sc.Columns(), metrics, records)
 				el := time.Since(start).Seconds()
 				left := total - done
 				eta := el / float64(done-(total-len(todo))) * float64(left)
@@ -549,7 +455,7 @@ func RunSweep(sc *SweepConfig, raw []byte, dir string, log io.Writer) ([]RunReco
 	for e := range errs {
 		all = append(all, e)
 	}
-	if err := writeResults(filepath.Join(dir, "results.csv"), sc.Columns(), records); err != nil {
+	if err := writeResults(filepath.Join(dir, "results.csv"), sc.Columns(), metrics, records); err != nil {
 		all = append(all, err)
 	}
 	out := sortedRecords(records)
@@ -565,81 +471,4 @@ func fmtDur(s float64) string {
 		return "?"
 	}
 	return (time.Duration(s) * time.Second).Round(time.Second).String()
-}
-
-func runDir(dir string, p, r int) string {
-	return filepath.Join(dir, "runs", fmt.Sprintf("%04d-%02d", p, r))
-}
-
-func readRecord(d string) (RunRecord, error) {
-	var rec RunRecord
-	b, err := os.ReadFile(filepath.Join(d, "record.json"))
-	if err != nil {
-		return rec, err
-	}
-	err = json.Unmarshal(b, &rec)
-	return rec, err
-}
-
-func sortedRecords(m map[[2]int]RunRecord) []RunRecord {
-	out := make([]RunRecord, 0, len(m))
-	for _, r := range m {
-		out = append(out, r)
-	}
-	sort.Slice(out, func(i, j int) bool {
-		if out[i].Point != out[j].Point {
-			return out[i].Point < out[j].Point
-		}
-		return out[i].Repeat < out[j].Repeat
-	})
-	return out
-}
-
-// writeResults rewrites results.csv from all finished runs, atomically.
-func writeResults(path string, cols []string, m map[[2]int]RunRecord) error {
-	return atomicfile.Write(path, func(w *bufio.Writer) error {
-		cw := csv.NewWriter(w)
-		head := append(append([]string{"run"}, cols...), "repeat", "seed")
-		if err := cw.Write(append(head, MetricColumns...)); err != nil {
-			return err
-		}
-		for _, r := range sortedRecords(m) {
-			row := []string{fmt.Sprintf("%04d-%02d", r.Point, r.Repeat)}
-			for _, c := range cols {
-				v, ok := r.Setting[c]
-				if !ok {
-					v = "-" // not swept in this run's block
-				}
-				row = append(row, v)
-			}
-			row = append(row, strconv.Itoa(r.Repeat), strconv.FormatUint(r.Seed, 10))
-			for _, c := range MetricColumns {
-				v, ok := r.Metrics[c]
-				if !ok || math.IsNaN(v) {
-					row = append(row, "NaN")
-					continue
-				}
-				row = append(row, strconv.FormatFloat(v, 'g', 8, 64))
-			}
-			if err := cw.Write(row); err != nil {
-				return err
-			}
-		}
-		cw.Flush()
-		return cw.Error()
-	})
-}
-
-// ReadResults reads DIR/results.csv into a header and rows.
-func ReadResults(dir string) ([]string, [][]string, error) {
-	f, err := os.Open(filepath.Join(dir, "results.csv"))
-	if err != nil {
-		return nil, nil, fmt.Errorf("experiments: %w", err)
-	}
-	defer f.Close()
-	rows, err := csv.NewReader(f).ReadAll()
-	if err != nil || len(rows) == 0 {
-		return nil, nil, fmt.Errorf("experiments: %s/results.csv: unreadable or empty: %v", dir, err)
-	}
-	return rows[0], rows[1:], nil
 }

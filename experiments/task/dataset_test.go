@@ -1,4 +1,4 @@
-package experiments
+package task
 
 import (
 	"math"
@@ -15,8 +15,8 @@ func TestNewDatasetValidates(t *testing.T) {
 		tokens []int
 		want   string
 	}{
-		{"empty", 2, 4, nil, "experiments: empty data set"},
-		{"empty non-nil", 2, 4, []int{}, "experiments: empty data set"},
+		{"empty", 2, 4, nil, "task: empty data set"},
+		{"empty non-nil", 2, 4, []int{}, "task: empty data set"},
 		{"zero L", 0, 4, []int{1}, "L = 0"},
 		{"zero V", 2, 0, []int{1, 1}, "V = 0"},
 		{"ragged", 2, 4, []int{1, 2, 3}, "not a multiple"},
@@ -25,7 +25,7 @@ func TestNewDatasetValidates(t *testing.T) {
 	}
 	for _, c := range cases {
 		_, err := NewDataset(c.L, c.V, c.tokens)
-		if err == nil || !strings.Contains(err.Error(), c.want) || !strings.HasPrefix(err.Error(), "experiments: ") {
+		if err == nil || !strings.Contains(err.Error(), c.want) || !strings.HasPrefix(err.Error(), "task: ") {
 			t.Errorf("%s: error %v, want one containing %q", c.name, err, c.want)
 		}
 	}

@@ -1,4 +1,4 @@
-package experiments
+package mnist
 
 import (
 	"strings"
@@ -13,10 +13,10 @@ func TestMNISTClassifierSpecs(t *testing.T) {
 		len(MainClassifier.Hidden) == len(ValClassifier.Hidden) {
 		t.Fatalf("main %+v and held-out %+v classifiers must differ in architecture and seed", MainClassifier, ValClassifier)
 	}
-	if _, err := TrainMNISTClassifiers(28, 0, t.TempDir(), nil); err == nil || !strings.Contains(err.Error(), "epochs = 0") {
+	if _, err := TrainClassifiers(28, 0, t.TempDir()+"/a", t.TempDir()+"/b", nil); err == nil || !strings.Contains(err.Error(), "epochs = 0") {
 		t.Fatalf("epochs = 0: %v", err)
 	}
-	if _, err := TrainMNISTClassifiers(20, 1, t.TempDir(), nil); err == nil || !strings.Contains(err.Error(), "20") {
+	if _, err := TrainClassifiers(20, 1, t.TempDir()+"/a", t.TempDir()+"/b", nil); err == nil || !strings.Contains(err.Error(), "20") {
 		t.Fatalf("size 20: %v", err)
 	}
 }

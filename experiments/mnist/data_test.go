@@ -1,4 +1,4 @@
-package experiments
+package mnist
 
 import (
 	"fmt"
@@ -270,7 +270,7 @@ func TestMNISTBadArguments(t *testing.T) {
 		{"test", 56, "size"},
 	} {
 		_, err := LoadMNIST(dir, tc.split, tc.size)
-		if err == nil || !strings.HasPrefix(err.Error(), "experiments: ") || !strings.Contains(err.Error(), tc.want) {
+		if err == nil || !strings.HasPrefix(err.Error(), "mnist: ") || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("LoadMNIST(%q, %d): error %v, want one about the %s", tc.split, tc.size, err, tc.want)
 		}
 	}

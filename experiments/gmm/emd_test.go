@@ -1,4 +1,4 @@
-package experiments
+package gmm
 
 import (
 	"math"
@@ -290,7 +290,7 @@ func TestEMDRejectsBadInput(t *testing.T) {
 	}
 	for _, c := range cases {
 		d, err := EMD(c.a, c.b)
-		if err == nil || !strings.HasPrefix(err.Error(), "experiments: ") || !strings.Contains(err.Error(), c.want) {
+		if err == nil || !strings.HasPrefix(err.Error(), "gmm: ") || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%s: EMD = %v, %v; want error containing %q", c.name, d, err, c.want)
 		}
 	}
@@ -357,7 +357,7 @@ func TestPointsFromTokensRoundTrip(t *testing.T) {
 		{nil, "no tokens"},
 		{[]int{1, 2, 3, -1}, "point 1"},
 	} {
-		if _, err := PointsFromTokens(c.x); err == nil || !strings.HasPrefix(err.Error(), "experiments: ") || !strings.Contains(err.Error(), c.want) {
+		if _, err := PointsFromTokens(c.x); err == nil || !strings.HasPrefix(err.Error(), "gmm: ") || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("PointsFromTokens(%v) error = %v, want one containing %q", c.x, err, c.want)
 		}
 	}
@@ -503,7 +503,7 @@ func TestSamplePMFRejectsBadInput(t *testing.T) {
 	}
 	for _, c := range cases {
 		pts, err := SamplePMF(c.rng, c.pmf, c.w, c.h, c.n)
-		if err == nil || !strings.HasPrefix(err.Error(), "experiments: ") || !strings.Contains(err.Error(), c.want) {
+		if err == nil || !strings.HasPrefix(err.Error(), "gmm: ") || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%s: SamplePMF = %d points, %v; want error containing %q", c.name, len(pts), err, c.want)
 		}
 	}

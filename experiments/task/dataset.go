@@ -1,4 +1,4 @@
-package experiments
+package task
 
 import (
 	"errors"
@@ -21,20 +21,20 @@ type Dataset struct {
 // [0, V). The tokens are copied, so the caller may reuse its slice.
 func NewDataset(L, V int, tokens []int) (*Dataset, error) {
 	if L <= 0 {
-		return nil, fmt.Errorf("experiments: sequence length L = %d, want L > 0", L)
+		return nil, fmt.Errorf("task: sequence length L = %d, want L > 0", L)
 	}
 	if V <= 0 {
-		return nil, fmt.Errorf("experiments: vocabulary size V = %d, want V > 0", V)
+		return nil, fmt.Errorf("task: vocabulary size V = %d, want V > 0", V)
 	}
 	if len(tokens) == 0 {
-		return nil, errors.New("experiments: empty data set")
+		return nil, errors.New("task: empty data set")
 	}
 	if len(tokens)%L != 0 {
-		return nil, fmt.Errorf("experiments: %d tokens is not a multiple of the sequence length L = %d", len(tokens), L)
+		return nil, fmt.Errorf("task: %d tokens is not a multiple of the sequence length L = %d", len(tokens), L)
 	}
 	for k, t := range tokens {
 		if t < 0 || t >= V {
-			return nil, fmt.Errorf("experiments: token %d at row %d, position %d is outside the vocabulary [0, %d)", t, k/L, k%L, V)
+			return nil, fmt.Errorf("task: token %d at row %d, position %d is outside the vocabulary [0, %d)", t, k/L, k%L, V)
 		}
 	}
 	return &Dataset{L: L, V: V, Tokens: append([]int(nil), tokens...)}, nil
@@ -52,11 +52,11 @@ func (d *Dataset) Row(i int) []int { return d.Tokens[i*d.L : (i+1)*d.L : (i+1)*d
 // It requires 0 < heldOut < Len() so that neither part is empty.
 func (d *Dataset) Split(rng *rand.Rand, heldOut int) (train, val *Dataset, err error) {
 	if rng == nil {
-		return nil, nil, errors.New("experiments: Split needs a random number generator, got nil")
+		return nil, nil, errors.New("task: Split needs a random number generator, got nil")
 	}
 	n := d.Len()
 	if heldOut <= 0 || heldOut >= n {
-		return nil, nil, fmt.Errorf("experiments: cannot hold out %d of %d rows, want 0 < heldOut < %d", heldOut, n, n)
+		return nil, nil, fmt.Errorf("task: cannot hold out %d of %d rows, want 0 < heldOut < %d", heldOut, n, n)
 	}
 	perm := rng.Perm(n)
 	gather := func(rows []int) *Dataset {
@@ -73,13 +73,13 @@ func (d *Dataset) Split(rng *rand.Rand, heldOut int) (train, val *Dataset, err e
 // replacement, from the data set. It requires b > 0 and len(dst) = b·L.
 func (d *Dataset) Batch(rng *rand.Rand, b int, dst []int) error {
 	if rng == nil {
-		return errors.New("experiments: Batch needs a random number generator, got nil")
+		return errors.New("task: Batch needs a random number generator, got nil")
 	}
 	if b <= 0 {
-		return fmt.Errorf("experiments: batch size %d, want > 0", b)
+		return fmt.Errorf("task: batch size %d, want > 0", b)
 	}
 	if len(dst) != b*d.L {
-		return fmt.Errorf("experiments: batch buffer has length %d, want b·L = %d·%d = %d", len(dst), b, d.L, b*d.L)
+		return fmt.Errorf("task: batch buffer has length %d, want b·L = %d·%d = %d", len(dst), b, d.L, b*d.L)
 	}
 	n := d.Len()
 	for k := range b {

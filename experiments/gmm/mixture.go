@@ -1,10 +1,12 @@
-package experiments
+package gmm
 
 import (
 	"errors"
 	"fmt"
 	"math"
 	"math/rand/v2"
+
+	"github.com/ddsmc/ddsmc/experiments/task"
 )
 
 // GMM is one of the synthetic 2-D grid mixtures of the paper, §6(a1): an
@@ -54,7 +56,7 @@ func NewGMM(name string) (*GMM, error) {
 			{-4, 0}, {-d, -d}, {0, -4}, {d, -d},
 		}
 	default:
-		return nil, fmt.Errorf("experiments: unknown GMM %q, want \"gmm1\" or \"gmm2\"", name)
+		return nil, fmt.Errorf("gmm: unknown GMM %q, want \"gmm1\" or \"gmm2\"", name)
 	}
 	return g, nil
 }
@@ -64,13 +66,13 @@ func NewGMM(name string) (*GMM, error) {
 // It requires n ≥ 0 and a non-nil rng.
 func (g *GMM) SampleContinuous(rng *rand.Rand, n int) ([][2]float64, error) {
 	if rng == nil {
-		return nil, errors.New("experiments: SampleContinuous needs a random number generator, got nil")
+		return nil, errors.New("gmm: SampleContinuous needs a random number generator, got nil")
 	}
 	if n < 0 {
-		return nil, fmt.Errorf("experiments: cannot draw %d samples, want n ≥ 0", n)
+		return nil, fmt.Errorf("gmm: cannot draw %d samples, want n ≥ 0", n)
 	}
 	if len(g.Means) == 0 {
-		return nil, fmt.Errorf("experiments: GMM %q has no components", g.Name)
+		return nil, fmt.Errorf("gmm: GMM %q has no components", g.Name)
 	}
 	out := make([][2]float64, n)
 	for i := range out {
@@ -101,9 +103,9 @@ func (g *GMM) bin(x float64) int {
 
 // Sample draws n discretised points as a Dataset with L = 2 and V = Bins.
 // It requires n > 0 (a data set is never empty) and a non-nil rng.
-func (g *GMM) Sample(rng *rand.Rand, n int) (*Dataset, error) {
+func (g *GMM) Sample(rng *rand.Rand, n int) (*task.Dataset, error) {
 	if n <= 0 {
-		return nil, fmt.Errorf("experiments: cannot draw a data set of %d samples, want n > 0", n)
+		return nil, fmt.Errorf("gmm: cannot draw a data set of %d samples, want n > 0", n)
 	}
 	pts, err := g.SampleContinuous(rng, n)
 	if err != nil {
@@ -114,7 +116,7 @@ func (g *GMM) Sample(rng *rand.Rand, n int) (*Dataset, error) {
 		c := g.Discretise(p)
 		tokens = append(tokens, c[0], c[1])
 	}
-	return &Dataset{L: 2, V: g.Bins, Tokens: tokens}, nil
+	return &task.Dataset{L: 2, V: g.Bins, Tokens: tokens}, nil
 }
 
 // PMF returns the exact probability mass function of the discretised data
@@ -188,7 +190,7 @@ func normalInterval(a, b float64) float64 {
 func (g *GMM) RewardTerms() ([2][]float64, error) {
 	var R [2][]float64
 	if g.Name != "gmm1" && g.Name != "gmm2" {
-		return R, fmt.Errorf("experiments: no reward defined for GMM %q", g.Name)
+		return R, fmt.Errorf("gmm: no reward defined for GMM %q", g.Name)
 	}
 	for d := range R {
 		R[d] = make([]float64, g.Bins)
@@ -250,7 +252,7 @@ func (g *GMM) RewardTable() []float64 {
 // with a reward.
 func (g *GMM) TiltedPMF(alpha float64) ([]float64, error) {
 	if !(alpha > 0) || math.IsInf(alpha, 1) {
-		return nil, fmt.Errorf("experiments: tilt temperature alpha = %v, want a finite alpha > 0", alpha)
+		return nil, fmt.Errorf("gmm: tilt temperature alpha = %v, want a finite alpha > 0", alpha)
 	}
 	if _, err := g.RewardTerms(); err != nil {
 		return nil, err

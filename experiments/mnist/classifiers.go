@@ -1,4 +1,4 @@
-package experiments
+package mnist
 
 import (
 	"fmt"
@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/ddsmc/ddsmc/graph"
+	"github.com/ddsmc/ddsmc/internal/atomicfile"
 	"github.com/ddsmc/ddsmc/objectives"
 )
 
@@ -41,13 +43,13 @@ type ClfResult struct {
 	Parameter int       `json:"parameters"`
 }
 
-// TrainMNISTClassifiers trains the main and held-out classifiers on the
+// TrainClassifiers trains the main and held-out classifiers on the
 // binarised MNIST training split at size 28 or 14 (epochs passes, Adam),
-// evaluates them on the official test split, and writes clf_main.ckpt,
-// clf_val.ckpt and classifiers.json to out.
-func TrainMNISTClassifiers(size, epochs int, out string, log io.Writer) (*ClassifierReport, error) {
+// evaluates them on the official test split, and writes them (atomically)
+// to mainPath and valPath, with classifiers.json beside mainPath.
+func TrainClassifiers(size, epochs int, mainPath, valPath string, log io.Writer) (*ClassifierReport, error) {
 	if epochs < 1 {
-		return nil, fmt.Errorf("experiments: classifier epochs = %d: must be >= 1", epochs)
+		return nil, fmt.Errorf("mnist: classifier epochs = %d: must be >= 1", epochs)
 	}
 	if log == nil {
 		log = io.Discard
@@ -79,12 +81,16 @@ func TrainMNISTClassifiers(size, epochs int, out string, log io.Writer) (*Classi
 		}
 		t0 := time.Now()
 		fmt.Fprintf(log, "classifier %s: %d×%d binary MNIST, hidden %v %s, %d parameters, BLAS %s\n",
-			spec.name, size, size, cfg.Hidden, cfg.Act, c.Store.NumParams(), BLASName())
+			spec.name, size, size, cfg.Hidden, cfg.Act, c.Store.NumParams(), graph.BLAS())
 		losses, err := c.Train(train.Pixels, train.Labels, epochs, 128, 1e-3, rand.New(rand.NewPCG(cfg.Seed, uint64(i))), log)
 		if err != nil {
 			return nil, err
 		}
-		*spec.res = ClfResult{Path: filepath.Join(out, "clf_"+spec.name+".ckpt"), Hidden: cfg.Hidden, Act: cfg.Act,
+		path := mainPath
+		if spec.name == "val" {
+			path = valPath
+		}
+		*spec.res = ClfResult{Path: path, Hidden: cfg.Hidden, Act: cfg.Act,
 			Losses: losses, Seconds: time.Since(t0).Seconds(), Parameter: c.Store.NumParams()}
 		if spec.res.TrainAcc, err = c.Accuracy(train.Pixels, train.Labels); err != nil {
 			return nil, err
@@ -99,5 +105,5 @@ func TrainMNISTClassifiers(size, epochs int, out string, log io.Writer) (*Classi
 			spec.name, spec.res.TrainAcc, spec.res.TestAcc, spec.res.Seconds, spec.res.Path)
 	}
 	rep.Seconds = time.Since(start).Seconds()
-	return rep, writeJSON(filepath.Join(out, "classifiers.json"), rep)
+	return rep, atomicfile.WriteJSON(filepath.Join(filepath.Dir(mainPath), "classifiers.json"), rep)
 }

@@ -1,4 +1,4 @@
-package experiments
+package gmm
 
 import (
 	"errors"
@@ -58,10 +58,10 @@ func emdAssignment(a, b [][2]int) (total float64, match []int, u, v []float64, e
 	}
 	n := len(a)
 	if len(b) != n {
-		return 0, nil, nil, nil, fmt.Errorf("experiments: EMD needs point sets of equal size, got %d and %d", len(a), len(b))
+		return 0, nil, nil, nil, fmt.Errorf("gmm: EMD needs point sets of equal size, got %d and %d", len(a), len(b))
 	}
 	if n > maxEMDPoints {
-		return 0, nil, nil, nil, fmt.Errorf("experiments: EMD of %d points exceeds the limit of %d", n, maxEMDPoints)
+		return 0, nil, nil, nil, fmt.Errorf("gmm: EMD of %d points exceeds the limit of %d", n, maxEMDPoints)
 	}
 	cost := make([]float64, n*n)
 	for i, p := range a {
@@ -85,11 +85,11 @@ func emdAssignment(a, b [][2]int) (total float64, match []int, u, v []float64, e
 // which names the set in the error.
 func checkPoints(which string, pts [][2]int) error {
 	if len(pts) == 0 {
-		return fmt.Errorf("experiments: EMD %s point set is empty", which)
+		return fmt.Errorf("gmm: EMD %s point set is empty", which)
 	}
 	for i, p := range pts {
 		if p[0] < 0 || p[1] < 0 {
-			return fmt.Errorf("experiments: EMD %s point set has negative coordinate at point %d %v", which, i, p)
+			return fmt.Errorf("gmm: EMD %s point set has negative coordinate at point %d %v", which, i, p)
 		}
 	}
 	return nil
@@ -106,11 +106,11 @@ func checkPoints(which string, pts [][2]int) error {
 // It runs in O(n³) time.
 func assignment(cost []float64, n int) (match []int, u, v []float64, err error) {
 	if n < 1 || len(cost) != n*n {
-		return nil, nil, nil, fmt.Errorf("experiments: assignment needs an n×n cost matrix with n ≥ 1, got %d entries for n = %d", len(cost), n)
+		return nil, nil, nil, fmt.Errorf("gmm: assignment needs an n×n cost matrix with n ≥ 1, got %d entries for n = %d", len(cost), n)
 	}
 	for k, c := range cost {
 		if math.IsNaN(c) || math.IsInf(c, 0) {
-			return nil, nil, nil, fmt.Errorf("experiments: assignment cost %d is %v, want finite", k, c)
+			return nil, nil, nil, fmt.Errorf("gmm: assignment cost %d is %v, want finite", k, c)
 		}
 	}
 	// Internally 1-based: column 0 is a virtual column holding the row
@@ -149,7 +149,7 @@ func assignment(cost []float64, n int) (match []int, u, v []float64, err error) 
 				}
 			}
 			if j1 == 0 { // unreachable for finite costs; guards an endless loop
-				return nil, nil, nil, errors.New("experiments: assignment found no augmenting path")
+				return nil, nil, nil, errors.New("gmm: assignment found no augmenting path")
 			}
 			for j := 0; j <= n; j++ {
 				if used[j] {
@@ -200,16 +200,16 @@ func Diversity(pts [][2]int) int {
 // w or h < 1, len(pmf) ≠ w·h, n < 1 (or n > 2²⁶) or invalid weights.
 func SamplePMF(rng *rand.Rand, pmf []float64, w, h, n int) ([][2]int, error) {
 	if rng == nil {
-		return nil, errors.New("experiments: SamplePMF needs a random number generator, got nil")
+		return nil, errors.New("gmm: SamplePMF needs a random number generator, got nil")
 	}
 	if w < 1 || h < 1 {
-		return nil, fmt.Errorf("experiments: SamplePMF grid is %d×%d, want both sides ≥ 1", w, h)
+		return nil, fmt.Errorf("gmm: SamplePMF grid is %d×%d, want both sides ≥ 1", w, h)
 	}
 	if w > math.MaxInt/h || len(pmf) != w*h {
-		return nil, fmt.Errorf("experiments: SamplePMF pmf has length %d, want %d×%d", len(pmf), w, h)
+		return nil, fmt.Errorf("gmm: SamplePMF pmf has length %d, want %d×%d", len(pmf), w, h)
 	}
 	if n < 1 || n > maxSamplePoints {
-		return nil, fmt.Errorf("experiments: SamplePMF cannot draw %d points, want 1 ≤ n ≤ %d", n, maxSamplePoints)
+		return nil, fmt.Errorf("gmm: SamplePMF cannot draw %d points, want 1 ≤ n ≤ %d", n, maxSamplePoints)
 	}
 	cdf := make([]float64, len(pmf))
 	sum := 0.0
@@ -217,11 +217,11 @@ func SamplePMF(rng *rand.Rand, pmf []float64, w, h, n int) ([][2]int, error) {
 	for i, p := range pmf {
 		switch {
 		case math.IsNaN(p):
-			return nil, fmt.Errorf("experiments: SamplePMF pmf[%d] is NaN", i)
+			return nil, fmt.Errorf("gmm: SamplePMF pmf[%d] is NaN", i)
 		case p < 0:
-			return nil, fmt.Errorf("experiments: SamplePMF pmf[%d] = %v is negative", i, p)
+			return nil, fmt.Errorf("gmm: SamplePMF pmf[%d] = %v is negative", i, p)
 		case math.IsInf(p, 1):
-			return nil, fmt.Errorf("experiments: SamplePMF pmf[%d] is +Inf", i)
+			return nil, fmt.Errorf("gmm: SamplePMF pmf[%d] is +Inf", i)
 		case p > 0:
 			last = i
 		}
@@ -229,10 +229,10 @@ func SamplePMF(rng *rand.Rand, pmf []float64, w, h, n int) ([][2]int, error) {
 		cdf[i] = sum
 	}
 	if last < 0 {
-		return nil, errors.New("experiments: SamplePMF pmf is all zero")
+		return nil, errors.New("gmm: SamplePMF pmf is all zero")
 	}
 	if math.IsInf(sum, 1) {
-		return nil, errors.New("experiments: SamplePMF pmf sum overflows to +Inf")
+		return nil, errors.New("gmm: SamplePMF pmf sum overflows to +Inf")
 	}
 	out := make([][2]int, n)
 	for k := range out {
@@ -255,16 +255,16 @@ func SamplePMF(rng *rand.Rand, pmf []float64, w, h, n int) ([][2]int, error) {
 // negative token.
 func PointsFromTokens(x []int) ([][2]int, error) {
 	if len(x) == 0 {
-		return nil, errors.New("experiments: PointsFromTokens got no tokens")
+		return nil, errors.New("gmm: PointsFromTokens got no tokens")
 	}
 	if len(x)%2 != 0 {
-		return nil, fmt.Errorf("experiments: PointsFromTokens got odd length %d, want 2 tokens per point", len(x))
+		return nil, fmt.Errorf("gmm: PointsFromTokens got odd length %d, want 2 tokens per point", len(x))
 	}
 	pts := make([][2]int, len(x)/2)
 	for k := range pts {
 		p := [2]int{x[2*k], x[2*k+1]}
 		if p[0] < 0 || p[1] < 0 {
-			return nil, fmt.Errorf("experiments: PointsFromTokens point %d %v has a negative token", k, p)
+			return nil, fmt.Errorf("gmm: PointsFromTokens point %d %v has a negative token", k, p)
 		}
 		pts[k] = p
 	}

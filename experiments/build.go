@@ -1,0 +1,174 @@
+package experiments
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+
+	"github.com/ddsmc/ddsmc/diffusion"
+	"github.com/ddsmc/ddsmc/experiments/task"
+	"github.com/ddsmc/ddsmc/graph"
+	"github.com/ddsmc/ddsmc/objectives"
+	"github.com/ddsmc/ddsmc/smc"
+)
+
+// loadModel reads a denoiser checkpoint and checks its shape against the
+// task's; what names the checkpoint's role in messages.
+func loadModel(path, what string, tk task.Task, hint string) (*graph.Model, map[string]string, error) {
+	m, meta, err := graph.Load(path)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, nil, fmt.Errorf("experiments: no %s at %s: %s", what, path, hint)
+		}
+		return nil, nil, err
+	}
+	if L, V, L0, V0 := shapes(m, tk); L != L0 || V != V0 {
+		return nil, nil, fmt.Errorf("experiments: %s %s is for L=%d, V=%d but task %s has L=%d, V=%d", what, path, L, V, tk.Name(), L0, V0)
+	}
+	return m, meta, nil
+}
+
+// loadDenoiser reads the trained checkpoint of cfg and checks its shape.
+func loadDenoiser(cfg Config) (*graph.Model, map[string]string, error) {
+	return loadModel(cfg.CheckpointPath(), "trained denoiser", cfg.Task, "run `ddsmc train "+cfg.Source+"` first")
+}
+
+// workerClones returns n copies of m for n workers (m itself first), as
+// models and as denoisers.
+func workerClones(m *graph.Model, n int) ([]*graph.Model, []diffusion.Denoiser, error) {
+	models := make([]*graph.Model, n)
+	dens := make([]diffusion.Denoiser, n)
+	for w := range n {
+		c := m
+		if w > 0 {
+			var err error
+			if c, err = m.Clone(); err != nil {
+				return nil, nil, err
+			}
+		}
+		models[w], dens[w] = c, c
+	}
+	return models, dens, nil
+}
+
+// BuildSampler assembles the SMC sampler that cfg.SMC describes around a
+// trained denoiser m: one model clone per worker, the target (tilted or
+// product), the task's reward, the twist (with, for the gradient twist,
+// the Gorgonia look-ahead), the proposal and the resampler.
+func BuildSampler(cfg Config, m *graph.Model) (*smc.Sampler, smc.Target, error) {
+	sc := cfg.SMC
+	tk := cfg.Task
+	k, grid, err := cfg.Kernel()
+	if err != nil {
+		return nil, smc.Target{}, err
+	}
+	models, dens, err := workerClones(m, sc.Workers)
+	if err != nil {
+		return nil, smc.Target{}, err
+	}
+	// Denoiser calls are padded to a fixed batch; with fewer particles than
+	// smc.batch the padding would be wasted work (the gradient look-ahead
+	// graph most of all), so the batch is capped at N.
+	batch := min(sc.Batch, sc.Particles)
+	rev, err := smc.NewReverse(k, dens, batch)
+	if err != nil {
+		return nil, smc.Target{}, err
+	}
+	var base smc.Base = rev
+	if sc.Target == "product" {
+		m2, _, err := loadModel(sc.SecondModel, "smc.second_model checkpoint", tk, "train it, or fix the path")
+		if err != nil {
+			return nil, smc.Target{}, err
+		}
+		_, dens2, err := workerClones(m2, sc.Workers)
+		if err != nil {
+			return nil, smc.Target{}, err
+		}
+		if base, err = smc.NewProduct(k, dens, dens2, sc.Exponents[0], sc.Exponents[1], batch); err != nil {
+			return nil, smc.Target{}, err
+		}
+	}
+	reward, rgraphs, err := tk.Reward(sc.Workers)
+	if err != nil {
+		return nil, smc.Target{}, notPrepared(cfg, err)
+	}
+	target := smc.Target{Base: base, Reward: reward, Alpha: sc.Alpha}
+	var twist smc.Twist
+	switch sc.Twist {
+	case "none":
+		twist = smc.NoTwist{}
+	case "mc":
+		twist = smc.LookAhead{Phi: sc.Phi}
+	case "exact":
+		twist = smc.ExactLookAhead{MaxEnum: sc.MaxEnum}
+	case "grad":
+		pool := make([]smc.LookAheadGrad, sc.Workers)
+		for w := range pool {
+			la, err := objectives.NewLookAhead(models[w], rgraphs[w],
+				objectives.LookAheadConfig{Batch: batch, Phi: sc.Phi, Tau: sc.Tau})
+			if err != nil {
+				return nil, smc.Target{}, err
+			}
+			pool[w] = la
+		}
+		// The look-ahead graphs run clones of the base's denoiser: their
+		// logits fill the base's cache instead of a second forward pass.
+		twist = smc.GradLookAhead{Pool: pool, Share: rev}
+	}
+	var prop smc.Proposal
+	switch sc.Proposal {
+	case "reverse":
+		prop = smc.ReverseProposal{}
+	case "lop":
+		prop = smc.LOP{MaxEnum: sc.MaxEnum}
+	case "grad":
+		prop = smc.GradProposal{Space: sc.Tilt, Centre: sc.Centre, Clip: sc.Clip}
+	case "learned":
+		path := sc.ProposalCkpt
+		if path == "" {
+			path = cfg.ProposalCheckpointPath()
+		}
+		qm, _, err := LoadProposal(path)
+		if err != nil {
+			return nil, smc.Target{}, fmt.Errorf("experiments: proposal = \"learned\": %w (train one with ddsmc train-proposal %s)", err, cfg.Source)
+		}
+		if L, V, L0, V0 := shapes(qm, tk); L != L0 || V != V0 {
+			return nil, smc.Target{}, fmt.Errorf("experiments: proposal checkpoint %s is for L=%d, V=%d, not L=%d, V=%d", path, L, V, L0, V0)
+		}
+		_, qs, err := workerClones(qm, sc.Workers)
+		if err != nil {
+			return nil, smc.Target{}, err
+		}
+		if prop, err = smc.NewLearned(k, qs, batch); err != nil {
+			return nil, smc.Target{}, err
+		}
+	}
+	res, err := smc.ParseResampler(sc.Resampler)
+	if err != nil {
+		return nil, smc.Target{}, err
+	}
+	final := smc.Final(sc.Final)
+	if sc.Final == "all" {
+		final = smc.FinalWeighted // weights are dropped when reporting
+	}
+	s, err := smc.New(target, smc.Config{
+		N: sc.Particles, Grid: grid, Lambda: sc.lambda(), Twist: twist, Proposal: prop,
+		Resampler: res, Trigger: sc.trigger(), Final: final, Workers: sc.Workers, RewardBatch: 1024,
+	})
+	return s, target, err
+}
+
+// notPrepared adds the prepare command to a task.ErrNotPrepared error.
+func notPrepared(cfg Config, err error) error {
+	if errors.Is(err, task.ErrNotPrepared) {
+		return fmt.Errorf("%w: run `ddsmc prepare %s` (task %s)", err, cfg.Source, cfg.Task.Name())
+	}
+	return err
+}
+
+// shapes returns a model's (L, V) and a task's.
+func shapes(m *graph.Model, tk task.Task) (L, V, L0, V0 int) {
+	L, V = m.Shape()
+	L0, V0 = tk.Shape()
+	return
+}

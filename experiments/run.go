@@ -1,0 +1,224 @@
+package experiments
+
+import (
+	"fmt"
+	"io"
+	"math"
+	"math/rand/v2"
+	"path/filepath"
+	"sync"
+
+	"github.com/ddsmc/ddsmc/experiments/task"
+	"github.com/ddsmc/ddsmc/graph"
+	"github.com/ddsmc/ddsmc/smc"
+)
+
+// Env is what every run of one experiment shares: the config, its task,
+// the trained denoiser, the task's evaluator (judges, exact references)
+// and the plain reward that scores outputs.
+type Env struct {
+	Cfg   Config
+	Model *graph.Model
+	Eval  task.Evaluator
+
+	mu     sync.Mutex
+	reward smc.Reward
+}
+
+// OpenEnv loads the config's trained denoiser (training it first with
+// autoTrain when the checkpoint is missing), checks that the task is
+// prepared, and builds the task's evaluator.
+func OpenEnv(cfg Config, autoTrain bool, log io.Writer) (*Env, error) {
+	if p, ok := cfg.Task.(task.Preparer); ok {
+		if miss := p.Missing(); len(miss) > 0 {
+			return nil, fmt.Errorf("experiments: task %s is not prepared (missing %v): run `ddsmc prepare %s`", cfg.Task.Name(), miss, cfg.Source)
+		}
+	}
+	if !exists(cfg.CheckpointPath()) && autoTrain {
+		fmt.Fprintf(log, "no checkpoint at %s: training the base denoiser first (auto_train)\n", cfg.CheckpointPath())
+		if _, err := TrainDenoiser(cfg, log); err != nil {
+			return nil, err
+		}
+	}
+	m, _, err := loadDenoiser(cfg)
+	if err != nil {
+		return nil, err
+	}
+	k, grid, err := cfg.Kernel()
+	if err != nil {
+		return nil, err
+	}
+	ev, err := cfg.Task.Evaluator(task.Model{Denoiser: m, Kernel: k, Grid: grid, Batch: 256})
+	if err != nil {
+		return nil, notPrepared(cfg, err)
+	}
+	r, _, err := cfg.Task.Reward(1)
+	if err != nil {
+		return nil, notPrepared(cfg, err)
+	}
+	return &Env{Cfg: cfg, Model: m, Eval: ev, reward: r}, nil
+}
+
+// RunSpec is one run to perform: its [smc] setting, seed and directory,
+// and (in sweeps) its point, repeat and settings.
+type RunSpec struct {
+	SMC      SMCConfig
+	Seed     uint64
+	Dir      string
+	Point    int
+	Repeat   int
+	Settings map[string]string
+}
+
+// SamplerCache is one worker's sampler for its current point, reused
+// across that point's repeats. Building a sampler builds Gorgonia graphs
+// (model clones, look-ahead programs), and Gorgonia v0.9.18 keeps about a
+// run's worth of tensors alive for every graph that has run: a sampler per
+// run exhausted 24 GB over a 600-run image sweep. Reuse keeps the results:
+// a Sampler's runs share nothing but the base's logit cache, whose entries
+// are the denoiser's deterministic outputs.
+type SamplerCache struct {
+	point int
+	s     *smc.Sampler
+}
+
+// NewSamplerCache returns an empty cache.
+func NewSamplerCache() *SamplerCache { return &SamplerCache{point: -1} }
+
+// Result is a finished run: its record and outputs.
+type Result struct {
+	Record  Record
+	Outputs task.Outputs
+	SMC     *smc.Result // nil for draws from an exact target
+}
+
+// RunPoint performs one run and records it in r.Dir: build the sampler
+// (or reuse cache's), run it, compute the common metrics (reward over the
+// outputs, ESS, resamples, log Ẑ, wall time), add the task's, and write
+// samples.csv, trace.csv, trace.jsonl and record.json (last: its presence
+// marks the run done). The method "target" draws from the task's exact
+// target instead (task.Exact). cache may be nil.
+func (e *Env) RunPoint(r RunSpec, cache *SamplerCache) (*Result, error) {
+	cfg := e.Cfg
+	cfg.SMC = r.SMC
+	cfg.SMC.Seed, cfg.SMC.Dir = r.Seed, r.Dir
+	sc := cfg.SMC
+	tk := cfg.Task
+	L, _ := tk.Shape()
+	nan := math.NaN()
+	metrics := map[string]float64{"ess_min": nan, "ess_mean": nan, "resamples": nan, "log_z": nan, "wall_s": 0}
+	out := task.Outputs{L: L, Alpha: sc.Alpha, LogZ: nan, Dir: r.Dir}
+	res := &Result{}
+	info := &RunInfo{Task: tk.Name(), Method: sc.Method, Target: sc.Target, N: sc.Particles, Alpha: sc.Alpha,
+		Workers: sc.Workers, BLAS: graph.BLAS(), Model: cfg.CheckpointPath()}
+	if sc.Method == "target" {
+		ex, ok := tk.(task.Exact)
+		if !ok {
+			return nil, fmt.Errorf("experiments: method \"target\" needs a task with an exact target; %s has none", tk.Name())
+		}
+		x, err := ex.SampleTarget(rand.New(rand.NewPCG(r.Seed, 6)), sc.Alpha, sc.Particles)
+		if err != nil {
+			return nil, err
+		}
+		out.Samples = x
+	} else {
+		var s *smc.Sampler
+		if cache != nil && cache.s != nil && cache.point == r.Point {
+			s = cache.s
+		} else {
+			m, err := e.Model.Clone()
+			if err != nil {
+				return nil, err
+			}
+			if s, _, err = BuildSampler(cfg, m); err != nil {
+				return nil, err
+			}
+			if cache != nil {
+				cache.point, cache.s = r.Point, s
+			}
+		}
+		sr, err := s.Run(rand.New(rand.NewPCG(r.Seed, 5)))
+		if err != nil {
+			return nil, err
+		}
+		res.SMC = sr
+		out.Samples, out.X, out.XLogW, out.LogZ = sr.Samples, sr.X, sr.LogW, sr.LogZ
+		if sc.Final == string(smc.FinalWeighted) {
+			out.LogW = sr.SampleLogW
+		}
+		metrics["ess_min"], metrics["ess_mean"] = sr.ESSMin, sr.ESSMean
+		metrics["resamples"], metrics["log_z"], metrics["wall_s"] = float64(sr.Resamples), sr.LogZ, sr.WallSeconds
+		info.Proposal, info.Twist, info.Resampler, info.Steps = sr.ProposalName, sr.TwistName, sr.ResamplerName, s.Steps()
+	}
+	if err := e.outputMetrics(out, metrics); err != nil {
+		return nil, err
+	}
+	tm, err := e.Eval.Evaluate(rand.New(rand.NewPCG(r.Seed, 7)), out)
+	if err != nil {
+		return nil, err
+	}
+	for k, v := range tm {
+		metrics[k] = v
+	}
+	rec := Record{Point: r.Point, Repeat: r.Repeat, Seed: r.Seed, Setting: r.Settings, Metrics: metrics, Run: info}
+	var trace []smc.Info
+	if res.SMC != nil {
+		trace = res.SMC.Trace
+	}
+	if err := writeRun(r.Dir, rec, out.Samples, L, trace); err != nil {
+		return nil, err
+	}
+	res.Record, res.Outputs = rec, out
+	return res, nil
+}
+
+// outputMetrics adds the reward statistics of the outputs to m:
+// reward_mean (weighted by the outputs' weights when they carry any),
+// reward_max and outputs.
+func (e *Env) outputMetrics(out task.Outputs, m map[string]float64) error {
+	if err := out.Check(); err != nil {
+		return err
+	}
+	rw := make([]float64, out.N())
+	e.mu.Lock()
+	err := e.reward.Reward(out.Samples, rw)
+	e.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	mean, maxR := 0.0, math.Inf(-1)
+	for _, r := range rw {
+		mean += r / float64(len(rw))
+		maxR = math.Max(maxR, r)
+	}
+	if out.LogW != nil {
+		mean = 0
+		for i, l := range out.LogW {
+			mean += math.Exp(l) * rw[i]
+		}
+	}
+	m["reward_mean"], m["reward_max"], m["outputs"] = mean, maxR, float64(len(rw))
+	return nil
+}
+
+// RunSMC runs the config's [smc] setting once into cfg.OutDir() through
+// RunPoint, and draws its outputs (samples.png) with the task's renderer.
+func RunSMC(cfg Config, log io.Writer) (*Result, error) {
+	env, err := OpenEnv(cfg, false, log)
+	if err != nil {
+		return nil, err
+	}
+	sc := cfg.SMC
+	fmt.Fprintf(log, "smc %s: task %s, method %s, proposal %s, twist %s, N=%d, T=%d, alpha=%v, %s resampling (%s), %d workers, BLAS %s\n",
+		cfg.Name, cfg.Task.Name(), sc.Method, sc.Proposal, sc.Twist, sc.Particles, cfg.Diffusion.Steps, sc.Alpha, sc.Resampler, sc.Trigger, sc.Workers, graph.BLAS())
+	dir := cfg.OutDir()
+	res, err := env.RunPoint(RunSpec{SMC: sc, Seed: sc.Seed, Dir: dir}, nil)
+	if err != nil {
+		return nil, err
+	}
+	title := fmt.Sprintf("%s: %s/%s, N=%d", cfg.Name, sc.Method, sc.Proposal, sc.Particles)
+	if err := cfg.Task.Render(filepath.Join(dir, "samples.png"), []task.Panel{{Title: title, Out: res.Outputs, Metrics: res.Record.Metrics}}); err != nil {
+		return nil, err
+	}
+	return res, nil
+}

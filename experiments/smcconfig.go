@@ -1,0 +1,200 @@
+package experiments
+
+import (
+	"fmt"
+	"math"
+	"path/filepath"
+
+	"github.com/ddsmc/ddsmc/smc"
+)
+
+// SMCConfig is the [smc] table: one SMC run (or baseline) on the task's
+// reward-tilted target π(x0) ∝ p_θ(x0)·exp(r(x0)/α).
+type SMCConfig struct {
+	// Method is "smc" (as configured below), or a baseline that fixes the
+	// proposal, twist, trigger and default selection: "bon" (best-of-N:
+	// N base samples, the best reward kept), "prop-grad" (gradient
+	// guidance without weights or resampling; all particles kept) or
+	// "plain" (N unguided samples).
+	Method    string  `toml:"method"`
+	Proposal  string  `toml:"proposal"`  // "reverse", "lop", "grad" or "learned" (the amortised q_φ)
+	Twist     string  `toml:"twist"`     // "none", "mc", "exact" or "grad"
+	Phi       int     `toml:"phi"`       // look-ahead samples φ (mc and grad twists)
+	Tau       float64 `toml:"tau"`       // Gumbel-softmax temperature τ (grad twist)
+	Alpha     float64 `toml:"alpha"`     // KL weight α
+	Particles int     `toml:"particles"` // N
+
+	Lambda       string    `toml:"lambda"`        // "constant", "linear", "exp", "time" or "list"
+	LambdaK      int       `toml:"lambda_k"`      // linear ramp length in steps
+	LambdaGamma  float64   `toml:"lambda_gamma"`  // exp ramp rate
+	LambdaValues []float64 `toml:"lambda_values"` // λ_0..λ_T for "list"
+
+	Resampler string  `toml:"resampler"` // multinomial, stratified, systematic, residual, partial
+	Trigger   string  `toml:"trigger"`   // ess, every, always, never
+	Kappa     float64 `toml:"kappa"`     // ESS threshold fraction
+	Every     int     `toml:"every"`     // resampling frequency f
+	Final     string  `toml:"final"`     // resample, weighted, all, argmax-reward, argmax-weight, multinomial
+
+	Tilt   string  `toml:"tilt"`   // gradient tilt space: "transition" or "x0"
+	Centre bool    `toml:"centre"` // centre the gradient per position
+	Clip   float64 `toml:"clip"`   // clip gradient entries to [−clip, clip] (0 = off)
+
+	MaxEnum int    `toml:"max_enum"` // enumeration limit of lop and exact (0 = 65536)
+	Workers int    `toml:"workers"`  // goroutines (results do not depend on it)
+	Batch   int    `toml:"batch"`    // sequences per denoiser call
+	Seed    uint64 `toml:"seed"`     // run seed
+	Dir     string `toml:"dir"`      // output directory of the run (default <out>/smc)
+
+	ProposalCkpt string `toml:"proposal_ckpt"` // q_φ checkpoint for proposal = "learned" (default <out>/proposal.ckpt)
+
+	// Target is the base of the tilted target π ∝ base · exp(r/α):
+	// "tilted" (the trained model p_θ) or "product" (smc.Product:
+	// p₁^a · p₂^b · q^(1−a−b) of the trained model p₁ and SecondModel p₂,
+	// with Exponents = [a, b]; classifier-free guidance is a = w, b = 1 − w).
+	Target      string    `toml:"target"`
+	SecondModel string    `toml:"second_model"` // p₂'s checkpoint (product target)
+	Exponents   []float64 `toml:"exponents"`    // [a, b] (product target)
+}
+
+// OutDir returns where RunSMC writes: smc.dir, or <out>/smc.
+func (c *Config) OutDir() string {
+	if c.SMC.Dir != "" {
+		return c.SMC.Dir
+	}
+	return filepath.Join(c.Out, "smc")
+}
+
+// DefaultSMC is the paper's synthetic setting (§6(a1)): α = 1, N = 2000,
+// reverse proposal with a φ = 10 Monte Carlo look-ahead, λ ≡ 1, systematic
+// resampling when ESS < N/2, checked every step, final weighted resample.
+func DefaultSMC() SMCConfig {
+	return SMCConfig{Method: "smc", Proposal: "reverse", Twist: "mc", Phi: 10, Tau: 1, Alpha: 1, Particles: 2000,
+		Lambda: "constant", LambdaK: 30, LambdaGamma: 0.05, Resampler: "systematic", Trigger: "ess", Kappa: 0.5,
+		Every: 1, Final: "resample", Tilt: "transition", Workers: 2, Batch: 256, Seed: 4, Target: "tilted"}
+}
+
+// applyMethod fixes the settings a baseline method implies. defined
+// reports whether the user set a key in the [smc] table; the final
+// selection is only defaulted, never overridden.
+func (c *SMCConfig) applyMethod(defined func(key string) bool) error {
+	set := func(key string, dst *string, v string) error {
+		if defined(key) && *dst != v {
+			return fmt.Errorf("smc.%s = %q conflicts with smc.method = %q (which uses %q)", key, *dst, c.Method, v)
+		}
+		*dst = v
+		return nil
+	}
+	var prop, twist, final string
+	switch c.Method {
+	case "smc":
+		return nil
+	case "bon":
+		prop, twist, final = "reverse", "none", "argmax-reward"
+	case "prop-grad":
+		prop, twist, final = "grad", "grad", "all"
+	case "plain":
+		prop, twist, final = "reverse", "none", "all"
+	case "prop-amot":
+		prop, twist, final = "learned", "none", "all"
+	default:
+		return fmt.Errorf("smc.method = %q: want smc, bon, prop-grad, prop-amot or plain", c.Method)
+	}
+	if err := set("proposal", &c.Proposal, prop); err != nil {
+		return err
+	}
+	if err := set("twist", &c.Twist, twist); err != nil {
+		return err
+	}
+	if err := set("trigger", &c.Trigger, "never"); err != nil {
+		return err
+	}
+	if !defined("final") {
+		c.Final = final
+	}
+	return nil
+}
+
+// Validate reports the first bad [smc] value, naming its key.
+func (c *SMCConfig) Validate() error {
+	switch {
+	case c.Proposal != "reverse" && c.Proposal != "lop" && c.Proposal != "grad" && c.Proposal != "learned":
+		return fmt.Errorf("smc.proposal = %q: want reverse, lop, grad or learned", c.Proposal)
+	case c.Twist != "none" && c.Twist != "mc" && c.Twist != "exact" && c.Twist != "grad":
+		return fmt.Errorf("smc.twist = %q: want none, mc, exact or grad", c.Twist)
+	case c.Phi < 1:
+		return fmt.Errorf("smc.phi = %d: must be >= 1", c.Phi)
+	case !(c.Tau > 0) || math.IsInf(c.Tau, 1):
+		return fmt.Errorf("smc.tau = %v: must be positive", c.Tau)
+	case !(c.Alpha > 0) || math.IsInf(c.Alpha, 1):
+		return fmt.Errorf("smc.alpha = %v: must be positive", c.Alpha)
+	case c.Particles < 1:
+		return fmt.Errorf("smc.particles = %d: must be >= 1", c.Particles)
+	case c.Workers < 1:
+		return fmt.Errorf("smc.workers = %d: must be >= 1", c.Workers)
+	case c.Batch < 1:
+		return fmt.Errorf("smc.batch = %d: must be >= 1", c.Batch)
+	case c.MaxEnum < 0:
+		return fmt.Errorf("smc.max_enum = %d: must be >= 0", c.MaxEnum)
+	case c.Proposal == "grad" && c.Twist != "grad":
+		return fmt.Errorf("smc.proposal = \"grad\" needs smc.twist = \"grad\" (the gradient comes from the differentiable look-ahead), got %q", c.Twist)
+	case c.Proposal == "lop" && c.Twist != "exact":
+		return fmt.Errorf("smc.proposal = \"lop\" needs smc.twist = \"exact\" (a deterministic look-ahead), got %q", c.Twist)
+	}
+	if err := c.validateTarget(); err != nil {
+		return err
+	}
+	if _, err := smc.ParseResampler(c.Resampler); err != nil {
+		return fmt.Errorf("smc.resampler: %w", err)
+	}
+	if err := c.trigger().Validate(); err != nil {
+		return fmt.Errorf("smc.trigger/kappa/every: %w", err)
+	}
+	if c.Final != "all" {
+		if err := smc.Final(c.Final).Validate(); err != nil {
+			return fmt.Errorf("smc.final: %w", err)
+		}
+	}
+	if c.Lambda != "list" { // a list's length is checked against T by Config.Validate
+		if err := c.lambda().Validate(1); err != nil {
+			return fmt.Errorf("smc.lambda: %w", err)
+		}
+	}
+	g := smc.GradProposal{Space: c.Tilt, Centre: c.Centre, Clip: c.Clip}
+	if err := g.Validate(); err != nil {
+		return fmt.Errorf("smc.tilt/clip: %w", err)
+	}
+	return nil
+}
+
+func (c *SMCConfig) trigger() smc.Trigger {
+	return smc.Trigger{Kind: c.Trigger, Kappa: c.Kappa, Every: c.Every}
+}
+
+func (c *SMCConfig) lambda() smc.Lambda {
+	return smc.Lambda{Kind: c.Lambda, K: c.LambdaK, Gamma: c.LambdaGamma, Values: c.LambdaValues}
+}
+
+// validateTarget checks the target settings.
+func (c *SMCConfig) validateTarget() error {
+	switch c.Target {
+	case "tilted":
+		if c.SecondModel != "" || c.Exponents != nil {
+			return fmt.Errorf("smc.second_model/exponents are set but smc.target = \"tilted\": set smc.target = \"product\" or remove them")
+		}
+		return nil
+	case "product":
+	default:
+		return fmt.Errorf("smc.target = %q: want tilted or product", c.Target)
+	}
+	switch {
+	case c.SecondModel == "":
+		return fmt.Errorf("smc.target = \"product\" needs smc.second_model (the checkpoint of p₂)")
+	case len(c.Exponents) != 2:
+		return fmt.Errorf("smc.exponents = %v: the product target needs two exponents [a, b]", c.Exponents)
+	case math.IsNaN(c.Exponents[0]) || math.IsInf(c.Exponents[0], 0) || math.IsNaN(c.Exponents[1]) || math.IsInf(c.Exponents[1], 0):
+		return fmt.Errorf("smc.exponents = %v: must be finite", c.Exponents)
+	case c.Twist == "grad" || c.Proposal == "grad" || c.Proposal == "learned":
+		return fmt.Errorf("smc.target = \"product\" works with the reverse and lop proposals and the none, mc and exact twists, not proposal %q with twist %q", c.Proposal, c.Twist)
+	}
+	return nil
+}
