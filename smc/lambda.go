@@ -16,7 +16,7 @@ const LambdaFloor = 0.001
 // T (clean, t = 0), at time t = grid[T−i]. The final target always uses
 // λ = 1 with the exact reward, whatever the schedule says at i = T.
 type Lambda struct {
-	// Kind is "constant" (λ ≡ 1), "linear" (λ_i = min(i/K, 1): 0 at the
+	// Kind is "constant" (λ ≡ 1; also the zero value ""), "linear" (λ_i = min(i/K, 1): 0 at the
 	// start, 1 after K steps), "exp" (λ_i = min((1+Gamma)^i − 1, 1), the
 	// paper's MDM ramp), "time" (λ = 1 − t) or "list" (Values).
 	Kind string
@@ -31,7 +31,7 @@ type Lambda struct {
 // Validate checks the schedule for a run of T steps.
 func (l Lambda) Validate(T int) error {
 	switch l.Kind {
-	case "constant", "time":
+	case "", "constant", "time":
 	case "linear":
 		if l.K < 1 {
 			return fmt.Errorf("smc: linear lambda ramp needs k >= 1 steps, got %d", l.K)
@@ -49,8 +49,6 @@ func (l Lambda) Validate(T int) error {
 				return fmt.Errorf("smc: lambda list value %d = %v outside [0, 1]", i, v)
 			}
 		}
-	case "":
-		return fmt.Errorf("smc: lambda schedule has no kind (want constant, linear, exp, time or list)")
 	default:
 		return fmt.Errorf("smc: unknown lambda schedule %q (want constant, linear, exp, time or list)", l.Kind)
 	}

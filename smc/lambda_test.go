@@ -25,10 +25,11 @@ func TestLambdaAt(t *testing.T) {
 	}
 
 	t.Run("constant", func(t *testing.T) {
-		l := Lambda{Kind: "constant"}
-		for i, tm := range []float64{1, 0.5, 0} {
-			if got := l.At(i, T, tm); got != 1 {
-				t.Errorf("constant At(%d, t=%v) = %v, want 1", i, tm, got)
+		for _, l := range []Lambda{{Kind: "constant"}, {}} { // the zero value is constant
+			for i, tm := range []float64{1, 0.5, 0} {
+				if got := l.At(i, T, tm); got != 1 {
+					t.Errorf("%+v: At(%d, t=%v) = %v, want 1", l, i, tm, got)
+				}
 			}
 		}
 	})
@@ -108,6 +109,7 @@ func TestLambdaValidate(t *testing.T) {
 	ok := []Lambda{
 		{Kind: "constant"},
 		{Kind: "time"},
+		{}, // the zero value is constant
 		{Kind: "linear", K: 1},
 		{Kind: "exp", Gamma: 0.05},
 		{Kind: "list", Values: []float64{0, 0.25, 0.5, 1, 1}},
@@ -123,7 +125,6 @@ func TestLambdaValidate(t *testing.T) {
 	}{
 		{Lambda{Kind: "cubic"}, `unknown lambda schedule "cubic"`},
 		{Lambda{Kind: "Constant"}, `"Constant"`},
-		{Lambda{}, "no kind"},
 		{Lambda{Kind: "linear"}, "k >= 1"},
 		{Lambda{Kind: "linear", K: -2}, "got -2"},
 		{Lambda{Kind: "exp"}, "gamma > 0"},
