@@ -84,3 +84,49 @@ func TestLoadMissingFileNamesIt(t *testing.T) {
 		t.Fatalf("err = %v", err)
 	}
 }
+
+// A config's task is opened by name; an unknown name lists the registered
+// tasks, and a key that neither the runner nor the task owns is an error
+// naming it (a [reward] table means nothing to a GMM task).
+func TestTaskOptionsAndNames(t *testing.T) {
+	for _, c := range []struct{ toml, want string }{
+		{"[data]\nname = \"gmm7\"\n", "registered: gmm1, gmm2, mnist"},
+		{"[data]\nname = \"mnist\"\n[reward]\ntargte = 3\n", "unknown key reward.targte"},
+		{"[data]\nname = \"mnist\"\nsize = 14\nsise = 3\n", "unknown key data.sise"},
+		{"[data]\nname = \"gmm1\"\nsize = 14\n", "unknown key data.size"},
+		{"[reward]\ntarget = 3\n", "unknown key reward, reward.target"},
+		{"[eval]\nemd_samples = 0\n", "eval.emd_samples = 0"},
+		{"[data]\nname = \"mnist\"\n[eval]\nemd_samples = 5\n", "unknown key eval, eval.emd_samples"},
+	} {
+		if _, err := Parse("t.toml", []byte(c.toml)); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%q: error %v, want one containing %q", c.toml, err, c.want)
+		}
+	}
+	cfg, err := Parse("t.toml", []byte("[data]\nname = \"mnist\"\nsize = 14\n[reward]\ntarget = 7\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if L, V := cfg.Task.Shape(); cfg.Task.Name() != "mnist" || L != 196 || V != 2 {
+		t.Fatalf("task %s with shape %d×%d, want mnist 196×2", cfg.Task.Name(), L, V)
+	}
+	// The task's own defaults of the common sizes apply when unset.
+	if cfg.Data.TrainSize != 60000 || cfg.Data.ValSize != 2000 {
+		t.Fatalf("mnist sizes %d/%d, want the task's defaults 60000/2000", cfg.Data.TrainSize, cfg.Data.ValSize)
+	}
+}
+
+// The product target is a config choice with named errors.
+func TestProductTargetConfig(t *testing.T) {
+	for _, c := range []struct{ body, want string }{
+		{"target = \"prod\"\n", "smc.target = \"prod\""},
+		{"target = \"product\"\n", "smc.second_model"},
+		{"target = \"product\"\nsecond_model = \"x.ckpt\"\nexponents = [1.0]\n", "two exponents"},
+		{"target = \"product\"\nsecond_model = \"x.ckpt\"\nexponents = [1.0, nan]\n", "finite"},
+		{"second_model = \"x.ckpt\"\n", "but smc.target = \"tilted\""},
+		{"target = \"product\"\nsecond_model = \"x.ckpt\"\nexponents = [1.5, -0.5]\nproposal = \"grad\"\ntwist = \"grad\"\n", "not proposal \"grad\""},
+	} {
+		if _, err := parseSMC(t, c.body); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%q: error %v, want one containing %q", c.body, err, c.want)
+		}
+	}
+}
