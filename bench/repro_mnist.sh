@@ -13,7 +13,7 @@ if [ -n "$OPENBLAS" ]; then
 else
   go build -o $bin ./cmd/ddsmc
 fi
-[ -f runs/mnist28/clf_main.ckpt ] || $bin train-classifiers -size 28 -epochs 12   # ~3 min
+$bin prepare mnist   # the two reward classifiers (12 epochs, ~3 min); kept if present
 [ -f runs/mnist/denoiser.ckpt ] || $bin train mnist                             # ~18 min
 $bin sample mnist                                                               # test ELBO + sample grid, ~20 s
 [ -f runs/mnist/proposal.ckpt ] || $bin train-proposal mnist                    # amortised q_φ
