@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/ddsmc/ddsmc/diffusion"
+	"github.com/ddsmc/ddsmc/internal/testutil"
 )
 
 // runErr runs a toy configuration and returns its error.
@@ -97,18 +98,18 @@ func TestBadInputErrors(t *testing.T) {
 		wantErr(t, runErr(t, Target{Base: base, Reward: toyTable(), Alpha: 1}, Config{Proposal: GradProposal{}, Twist: LookAhead{Phi: 1}}), "differentiable")
 	})
 	t.Run("grad options", func(t *testing.T) {
-		fg := GradLookAhead{Pool: []LookAheadGrad{&fakeGrad{den: hashDenoiser{L: toyL, V: toyV}, reward: toyTable(), B: 4, Ph: 1}}}
+		fg := GradLookAhead{Pool: []LookAheadGrad{&fakeGrad{den: testutil.HashDenoiser{L: toyL, V: toyV, Scale: 2}, reward: toyTable(), B: 4, Ph: 1}}}
 		wantErr(t, runErr(t, Target{Base: base, Reward: toyTable(), Alpha: 1}, Config{Proposal: GradProposal{Space: "logits"}, Twist: fg}), `"logits"`)
 	})
 	t.Run("grad shape", func(t *testing.T) {
-		fg := GradLookAhead{Pool: []LookAheadGrad{&fakeGrad{den: hashDenoiser{L: 2, V: toyV}, reward: toyTable(), B: 4, Ph: 1}}}
+		fg := GradLookAhead{Pool: []LookAheadGrad{&fakeGrad{den: testutil.HashDenoiser{L: 2, V: toyV, Scale: 2}, reward: toyTable(), B: 4, Ph: 1}}}
 		wantErr(t, runErr(t, Target{Base: base, Reward: toyTable(), Alpha: 1}, Config{Proposal: GradProposal{}, Twist: fg}), "shape L=2")
 	})
 	t.Run("exact look-ahead limit", func(t *testing.T) {
 		wantErr(t, runErr(t, Target{Base: base, Reward: toyNonAdditive(), Alpha: 1}, Config{Twist: ExactLookAhead{MaxEnum: 5}}), "max_enum = 5")
 	})
 	t.Run("denoiser shapes", func(t *testing.T) {
-		_, err := NewReverse(toyKernel(), []diffusion.Denoiser{hashDenoiser{L: 3, V: 3}, hashDenoiser{L: 2, V: 3}}, 4)
+		_, err := NewReverse(toyKernel(), []diffusion.Denoiser{testutil.HashDenoiser{L: 3, V: 3, Scale: 2}, testutil.HashDenoiser{L: 2, V: 3, Scale: 2}}, 4)
 		wantErr(t, err, "denoiser 1 has shape L=2")
 		_, err = NewReverse(toyKernel(), nil, 4)
 		wantErr(t, err, "at least one denoiser")
