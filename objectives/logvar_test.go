@@ -9,6 +9,7 @@ import (
 
 	"github.com/ddsmc/ddsmc/diffusion"
 	"github.com/ddsmc/ddsmc/graph"
+	"github.com/ddsmc/ddsmc/internal/logsumexp"
 	"github.com/ddsmc/ddsmc/internal/testutil"
 	"github.com/ddsmc/ddsmc/layers"
 )
@@ -683,7 +684,7 @@ func TestLogVarRegularisersMatchPlainGo(t *testing.T) {
 	logSM := func(z []float64) []float64 {
 		out := make([]float64, len(z))
 		for v := range z {
-			out[v] = logSoftmaxAt(z, v)
+			out[v] = logsumexp.LogSoftmaxAt(z, v)
 		}
 		return out
 	}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/ddsmc/ddsmc/diffusion"
 	"github.com/ddsmc/ddsmc/graph"
+	"github.com/ddsmc/ddsmc/internal/logsumexp"
 	"github.com/ddsmc/ddsmc/internal/testutil"
 	"github.com/ddsmc/ddsmc/layers"
 )
@@ -63,7 +64,7 @@ func TestMDLMLossMatchesPlainGoFormula(t *testing.T) {
 	for i, v := range f.xt {
 		if v == 3 {
 			masked++
-			want += -logSoftmaxAt(logits[i*3:(i+1)*3], x0[i]) / ts[i/3]
+			want += -logsumexp.LogSoftmaxAt(logits[i*3:(i+1)*3], x0[i]) / ts[i/3]
 		}
 	}
 	want /= 12
