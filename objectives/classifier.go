@@ -418,7 +418,7 @@ func (c *Classifier) Train(pixels []int, labels []int, epochs, batch int, lr flo
 		return nil, err
 	}
 	defer vm.Close()
-	solver := G.NewAdamSolver(G.WithLearnRate(lr))
+	solver := newSolver(lr, 0)
 
 	perm := make([]int, n)
 	for i := range perm {
