@@ -1,6 +1,7 @@
 package smc
 
 import (
+	"errors"
 	"math"
 	"math/rand/v2"
 	"strings"
@@ -131,4 +132,54 @@ func TestBadInputErrors(t *testing.T) {
 		_, err = s.Step(rng, st)
 		wantErr(t, err, "finished")
 	})
+}
+
+// failingDenoiser is the hash denoiser until the time drops below at, then
+// fails with err.
+type failingDenoiser struct {
+	testutil.HashDenoiser
+	at  float64
+	err error
+}
+
+func (d failingDenoiser) X0Logits(xt []int, t []float64, out []float64) error {
+	if t[0] < d.at {
+		return d.err
+	}
+	return d.HashDenoiser.X0Logits(xt, t, out)
+}
+
+// An error during a run names the package once, then the step, then any
+// inner context: "smc: step 8 (…): reward of …", not "smc: step 8 (…):
+// smc: reward of …"; the underlying error stays reachable with errors.Is.
+func TestStepErrorsNameThePackageOnce(t *testing.T) {
+	nan := SequenceReward{L: toyL, F: func(x []int) float64 {
+		if x[0] == 1 {
+			return math.NaN()
+		}
+		return 0
+	}}
+	err := runErr(t, Target{Base: toyReverse(t, 1), Reward: nan, Alpha: 1}, Config{N: 64})
+	if want := "smc: step 8 (t=0.125 -> s=0): reward of final particle 0 is NaN"; err == nil || err.Error() != want {
+		t.Fatalf("error %q, want %q", err, want)
+	}
+
+	boom := errors.New("boom")
+	d := failingDenoiser{testutil.HashDenoiser{L: toyL, V: toyV, Scale: 2}, 0.5, boom}
+	base, err := NewReverse(toyKernel(), []diffusion.Denoiser{d}, 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = runErr(t, Target{Base: base, Alpha: 1}, Config{})
+	if want := "smc: step 5 (t=0.5 -> s=0.375): denoiser at t=0.375: boom"; err == nil || err.Error() != want {
+		t.Fatalf("error %q, want %q", err, want)
+	}
+	if !errors.Is(err, boom) {
+		t.Fatalf("errors.Is(%q, boom) = false", err)
+	}
+
+	inner := wrapf(errors.New("smc: x"), "b")
+	if got := wrapf(inner, "a %d", 1).Error(); got != "smc: a 1: b: x" {
+		t.Fatalf("nested contexts read %q, want %q", got, "smc: a 1: b: x")
+	}
 }
