@@ -57,36 +57,6 @@ func (d uniformDenoiser) X0Logits(xt []int, t []float64, out []float64) error {
 	return nil
 }
 
-// hashDenoiser returns arbitrary but deterministic logits in [-3,3] that
-// depend on the whole noisy sequence, the time, the position and the token.
-type hashDenoiser struct{ L, V int }
-
-func (d hashDenoiser) Shape() (int, int) { return d.L, d.V }
-func (d hashDenoiser) X0Logits(xt []int, t []float64, out []float64) error {
-	L, V := d.L, d.V
-	if len(xt) != len(t)*L || len(out) != len(xt)*V {
-		return fmt.Errorf("bad lengths")
-	}
-	for b := range t {
-		h := mix(math.Float64bits(t[b]))
-		for _, v := range xt[b*L : (b+1)*L] {
-			h = mix(h ^ uint64(v+1))
-		}
-		for i := range L * V {
-			u := mix(h ^ uint64(i+1)*0x9e3779b97f4a7c15)
-			out[b*L*V+i] = 6*float64(u>>11)/(1<<53) - 3
-		}
-	}
-	return nil
-}
-
-func mix(z uint64) uint64 { // splitmix64 finaliser
-	z += 0x9e3779b97f4a7c15
-	z = (z ^ z>>30) * 0xbf58476d1ce4e5b9
-	z = (z ^ z>>27) * 0x94d049bb133111eb
-	return z ^ z>>31
-}
-
 // batchChecker wraps a denoiser and fails the test if it is called with a
 // batch size other than want.
 type batchChecker struct {

@@ -3,6 +3,8 @@ package diffusion
 import (
 	"math"
 	"testing"
+
+	"github.com/ddsmc/ddsmc/internal/testutil"
 )
 
 // TestDiscreteELBOBound (item 6): DiscreteELBO ≥ −log p_chain(x0) for every
@@ -16,7 +18,7 @@ func TestDiscreteELBOBound(t *testing.T) {
 	dens := map[string]Denoiser{
 		"posterior": toyPosterior(t),
 		"uniform":   uniformDenoiser{toyL, toyV},
-		"hash":      hashDenoiser{toyL, toyV},
+		"hash":      testutil.HashDenoiser{L: toyL, V: toyV, Scale: 3},
 	}
 	x0 := make([]int, toyL)
 	for _, s := range []Schedule{Linear(), Cosine()} {

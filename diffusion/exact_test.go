@@ -6,6 +6,8 @@ import (
 	"slices"
 	"testing"
 	"time"
+
+	"github.com/ddsmc/ddsmc/internal/testutil"
 )
 
 func TestIndexRoundTrip(t *testing.T) {
@@ -96,7 +98,7 @@ func TestExactMarginalBatchInvariance(t *testing.T) {
 	for _, k := range []Kernel{{Schedule: Linear()}, {Schedule: Cosine(), Eta: 0.4, Remask: RemaskMaxCap}} {
 		var ref []float64
 		for _, batch := range []int{1, 5, 64} {
-			c := &batchChecker{Denoiser: hashDenoiser{toyL, toyV}, t: t, want: batch}
+			c := &batchChecker{Denoiser: testutil.HashDenoiser{L: toyL, V: toyV, Scale: 3}, t: t, want: batch}
 			m, err := ExactMarginal(k, c, g, batch)
 			if err != nil {
 				t.Fatal(err)
@@ -244,7 +246,7 @@ func TestExactMarginalBruteForce(t *testing.T) {
 	const L, V, T = 2, 3, 4
 	M := V + 1
 	S := M * M
-	d := hashDenoiser{L, V}
+	d := testutil.HashDenoiser{L: L, V: V, Scale: 3}
 	for _, kind := range []string{"linear", "cosine"} {
 		g, _ := NewGrid(T, kind)
 		for _, k := range []Kernel{

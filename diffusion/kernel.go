@@ -5,6 +5,8 @@ import (
 	"math"
 	"math/rand/v2"
 	"strings"
+
+	"github.com/ddsmc/ddsmc/internal/logsumexp"
 )
 
 // Remask is the ReMDM remasking strategy (paper.md §1.1, reference-code.md
@@ -191,11 +193,7 @@ func logNormalizer(logits []float64) (float64, error) {
 	if err != nil {
 		return 0, err
 	}
-	sum := 0.0
-	for _, x := range logits {
-		sum += math.Exp(x - m) // exp(−Inf) = 0
-	}
-	return m + math.Log(sum), nil
+	return m + math.Log(logsumexp.SumExp(logits, m)), nil
 }
 
 // fill writes the V+1 log-probs of one position into out.

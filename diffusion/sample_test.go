@@ -5,6 +5,8 @@ import (
 	"math/rand/v2"
 	"slices"
 	"testing"
+
+	"github.com/ddsmc/ddsmc/internal/testutil"
 )
 
 // TestSampleMatchesExactMarginal (item 4): on the toy (V = 3, L = 3) with the
@@ -24,7 +26,7 @@ func TestSampleMatchesExactMarginal(t *testing.T) {
 		g, _ := NewGrid(T, []string{"linear", "cosine", "linear"}[i])
 		var d Denoiser = toyPosterior(t)
 		if i == 2 {
-			d = hashDenoiser{toyL, toyV}
+			d = testutil.HashDenoiser{L: toyL, V: toyV, Scale: 3}
 		}
 		exact, err := ExactMarginal(k, d, g, 8)
 		if err != nil {
@@ -62,11 +64,11 @@ func TestSampleMatchesExactMarginal(t *testing.T) {
 func TestSampleReproducible(t *testing.T) {
 	g, _ := NewGrid(5, "cosine")
 	k := Kernel{Schedule: Linear(), Eta: 0.2}
-	a, err := Sample(rand.New(rand.NewPCG(12, 0)), k, hashDenoiser{4, 5}, g, 37, 8)
+	a, err := Sample(rand.New(rand.NewPCG(12, 0)), k, testutil.HashDenoiser{L: 4, V: 5, Scale: 3}, g, 37, 8)
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, _ := Sample(rand.New(rand.NewPCG(12, 0)), k, hashDenoiser{4, 5}, g, 37, 8)
+	b, _ := Sample(rand.New(rand.NewPCG(12, 0)), k, testutil.HashDenoiser{L: 4, V: 5, Scale: 3}, g, 37, 8)
 	if !slices.Equal(a, b) {
 		t.Error("same seed, different samples")
 	}

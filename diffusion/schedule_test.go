@@ -4,6 +4,8 @@ import (
 	"math"
 	"strings"
 	"testing"
+
+	"github.com/ddsmc/ddsmc/internal/testutil"
 )
 
 func allSchedules() []Schedule {
@@ -49,7 +51,7 @@ func TestScheduleRate(t *testing.T) {
 	for _, s := range allSchedules() {
 		for _, x := range []float64{0.05, 0.2, 0.5, 0.77, 0.95} {
 			h := 1e-6
-			deriv := (s.Alpha(x+h) - s.Alpha(x-h)) / (2 * h)
+			deriv := testutil.Central.Derivative(s.Alpha, x, h)
 			want := -deriv / (1 - s.Alpha(x))
 			if got := s.Rate(x); math.Abs(got-want) > 1e-6*math.Abs(want) {
 				t.Errorf("%s: rate(%v) = %v, finite difference %v", s.Name(), x, got, want)

@@ -9,6 +9,7 @@ import (
 
 	G "gorgonia.org/gorgonia"
 
+	"github.com/ddsmc/ddsmc/internal/testutil"
 	"github.com/ddsmc/ddsmc/layers"
 )
 
@@ -154,19 +155,8 @@ func TestInputGradMatchesFiniteDifferences(t *testing.T) {
 			}
 			return s
 		}
-		const h = 1e-6
-		for i := range x {
-			old := x[i]
-			x[i] = old + h
-			fp := f()
-			x[i] = old - h
-			fm := f()
-			x[i] = old
-			num := (fp - fm) / (2 * h)
-			if rel := math.Abs(num-dx[i]) / math.Max(1, math.Abs(num)); rel > 1e-6 {
-				t.Fatalf("%s: dx[%d] analytic %v, finite difference %v", cfg.Arch, i, dx[i], num)
-			}
-		}
+		fd := testutil.Checker{H: 1e-6, Tol: 1e-6, ScaleByEstimate: true}
+		fd.All(t, cfg.Arch+": dx", f, x, dx)
 	}
 }
 

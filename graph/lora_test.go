@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/ddsmc/ddsmc/internal/testutil"
 	"github.com/ddsmc/ddsmc/layers"
 )
 
@@ -149,23 +150,9 @@ func inputGradFD(t *testing.T, m *Model, x, ts, cot []float64) {
 		}
 		return s
 	}
-	const h = 1e-6
-	worst := 0.0
-	for i := range x {
-		old := x[i]
-		x[i] = old + h
-		fp := f()
-		x[i] = old - h
-		fm := f()
-		x[i] = old
-		num := (fp - fm) / (2 * h)
-		rel := math.Abs(num-dx[i]) / math.Max(1, math.Abs(num))
-		worst = math.Max(worst, rel)
-		if rel > 1e-6 {
-			t.Fatalf("%s: dx[%d] analytic %v, finite difference %v", m.Cfg.Arch, i, dx[i], num)
-		}
-	}
-	t.Logf("%s with moved adapters: InputGrad vs finite differences, worst rel err %.2g", m.Cfg.Arch, worst)
+	fd := testutil.Checker{H: 1e-6, Tol: 1e-6, ScaleByEstimate: true}
+	fd.All(t, m.Cfg.Arch+": dx", f, x, dx)
+	t.Logf("%s with moved adapters: InputGrad vs finite differences, worst rel err %.2g", m.Cfg.Arch, fd.Worst)
 }
 
 // Save/Load round-trips a LoRA model: config (rank, alpha) and adapters.

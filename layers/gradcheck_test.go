@@ -1,10 +1,10 @@
 package layers
 
 import (
-	"math"
 	"math/rand/v2"
 	"testing"
 
+	"github.com/ddsmc/ddsmc/internal/testutil"
 	G "gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
 )
@@ -74,26 +74,11 @@ func gradCheck(t *testing.T, shape []int, f func(c *Ctx, x *G.Node) (*G.Node, er
 	for _, p := range c.Learnables() {
 		data = append(data, p.Value().Data().([]float64))
 	}
-	worst := 0.0
+	fd := testutil.Checker{H: h, Tol: tol}
 	for i, d := range data {
-		name := wrt[i].Name()
-		for j := range d {
-			old := d[j]
-			d[j] = old + h
-			fp := run()
-			d[j] = old - h
-			fm := run()
-			d[j] = old
-			num := (fp - fm) / (2 * h)
-			a := analytic[i][j]
-			rel := math.Abs(a-num) / math.Max(1, math.Max(math.Abs(a), math.Abs(num)))
-			worst = math.Max(worst, rel)
-			if rel > tol || math.IsNaN(a) {
-				t.Fatalf("d cost/d %s[%d]: analytic %.10g, finite difference %.10g (rel err %.3g)", name, j, a, num, rel)
-			}
-		}
+		fd.All(t, "d cost/d "+wrt[i].Name(), run, d, analytic[i])
 	}
-	t.Logf("%d tensors checked, worst relative error %.2g", len(data), worst)
+	t.Logf("%d tensors checked, worst relative error %.2g", len(data), fd.Worst)
 }
 
 func TestGradLinear(t *testing.T) {

@@ -8,6 +8,8 @@ import (
 
 	G "gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
+
+	"github.com/ddsmc/ddsmc/internal/logsumexp"
 )
 
 // run evaluates y with x bound to vals and returns y's values as float64.
@@ -27,18 +29,8 @@ func run(t *testing.T, c *Ctx, x, y *G.Node, shape []int, vals []float64) []floa
 }
 
 func refLogSoftmax(row []float64) []float64 {
-	m := math.Inf(-1)
-	for _, v := range row {
-		m = math.Max(m, v)
-	}
-	s := 0.0
-	for _, v := range row {
-		s += math.Exp(v - m)
-	}
 	out := make([]float64, len(row))
-	for i, v := range row {
-		out[i] = v - m - math.Log(s)
-	}
+	logsumexp.LogSoftmax(row, out)
 	return out
 }
 

@@ -15,6 +15,7 @@ import (
 	"gorgonia.org/tensor"
 
 	"github.com/ddsmc/ddsmc/graph"
+	"github.com/ddsmc/ddsmc/internal/logsumexp"
 	"github.com/ddsmc/ddsmc/layers"
 	"github.com/ddsmc/ddsmc/smc"
 )
@@ -417,7 +418,7 @@ func (c *Classifier) Train(pixels []int, labels []int, epochs, batch int, lr flo
 		return nil, err
 	}
 	defer vm.Close()
-	solver := G.NewAdamSolver(G.WithLearnRate(lr))
+	solver := newSolver(lr, 0)
 
 	perm := make([]int, n)
 	for i := range perm {
@@ -566,7 +567,7 @@ func (r *ClassifierReward) Shape() (L, V int) { return r.clf.L, 2 }
 // Reward implements smc.Reward: for B = len(out) images x0 (B·L tokens in
 // {0, 1}) it writes log p(target | x0_b) = ℓ_target − log Σ_k exp ℓ_k,
 // from the classifier's logits ℓ (Logits), with the log-sum-exp taken
-// stably in float64 (logSoftmaxAt).
+// stably in float64 (logsumexp.LogSoftmaxAt).
 func (r *ClassifierReward) Reward(x0 []int, out []float64) error {
 	C := r.clf.Cfg.Classes
 	logits := make([]float64, len(out)*C)
@@ -574,7 +575,7 @@ func (r *ClassifierReward) Reward(x0 []int, out []float64) error {
 		return err
 	}
 	for b := range out {
-		out[b] = logSoftmaxAt(logits[b*C:(b+1)*C], r.target)
+		out[b] = logsumexp.LogSoftmaxAt(logits[b*C:(b+1)*C], r.target)
 	}
 	return nil
 }

@@ -13,6 +13,8 @@ import (
 	"gorgonia.org/tensor"
 
 	"github.com/ddsmc/ddsmc/graph"
+	"github.com/ddsmc/ddsmc/internal/logsumexp"
+	"github.com/ddsmc/ddsmc/internal/testutil"
 	"github.com/ddsmc/ddsmc/layers"
 	"github.com/ddsmc/ddsmc/smc"
 )
@@ -234,26 +236,13 @@ func TestClassifierRewardGradientMatchesFiniteDifferences(t *testing.T) {
 				}
 				return s
 			}
-			worst := 0.0
-			for i := range xs {
-				old := xs[i]
-				xs[i] = old + h
-				fp := cost(xs)
-				xs[i] = old - h
-				fm := cost(xs)
-				xs[i] = old
-				num := (fp - fm) / (2 * h)
-				rel := math.Abs(grad[i]-num) / math.Max(1, math.Max(math.Abs(grad[i]), math.Abs(num)))
-				worst = math.Max(worst, rel)
-				if rel > tol || math.IsNaN(grad[i]) {
-					t.Fatalf("d r/d x[%d]: analytic %.10g, finite difference %.10g (rel err %.3g)", i, grad[i], num, rel)
-				}
-			}
+			fd := testutil.Checker{H: h, Tol: tol}
+			fd.All(t, "d r/d x", func() float64 { return cost(xs) }, xs, grad)
 			if maxAbsDiff(grad, make([]float64, len(grad))) < 1e-3 {
 				t.Fatalf("degenerate test: gradient %v", grad)
 			}
 			clfSameParams(t, c, snap)
-			t.Logf("%d input coordinates checked, worst relative error %.2g", len(xs), worst)
+			t.Logf("%d input coordinates checked, worst relative error %.2g", len(xs), fd.Worst)
 		})
 	}
 }
@@ -286,15 +275,7 @@ func TestClassifierTokenRewardMatchesGraphAndLogits(t *testing.T) {
 			t.Fatal(err)
 		}
 		for b := 0; b < n; b++ {
-			z := logits[b*10 : (b+1)*10]
-			mx, s := math.Inf(-1), 0.0
-			for _, v := range z {
-				mx = math.Max(mx, v)
-			}
-			for _, v := range z {
-				s += math.Exp(v - mx)
-			}
-			want := z[target] - mx - math.Log(s)
+			want := logsumexp.LogSoftmaxAt(logits[b*10:(b+1)*10], target)
 			if math.Abs(tok[b]-want) > 1e-10 || math.Abs(gr[b]-tok[b]) > 1e-10 || gr[b] != gr2[b] {
 				t.Fatalf("target %d image %d: token reward %.15g, graph %.15g (again %.15g), log-softmax of logits %.15g", target, b, tok[b], gr[b], gr2[b], want)
 			}

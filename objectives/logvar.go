@@ -22,13 +22,6 @@ const (
 	lvKLBackward = "backward"
 )
 
-// Adam constants of LogVarLoss.Apply (torch's defaults; no weight decay).
-const (
-	lvBeta1 = 0.9
-	lvBeta2 = 0.999
-	lvEps   = 1e-8
-)
-
 // LogVarConfig configures a LogVarLoss: the log-variance loss of the
 // amortised proposal q_φ and its per-step baseline F_ψ (paper.md §4.2,
 // Eq. (9)), and the optional regularisers of paper.md §4.4.
@@ -133,7 +126,7 @@ func (c LogVarConfig) klMode() (string, error) {
 //     CompileFunction program with a gradient corrupts forward values),
 //     reads the loss and the gradients with G.Read (copies, immune to
 //     buffer reuse) and adds the gradients to float64 accumulators.
-//   - Adam. Apply runs Adam in Go on float64 buffers (β = 0.9/0.999,
+//   - Adam. Apply runs Adam in Go on float64 buffers (adam; β = 0.9/0.999,
 //     ε = 1e-8, bias-corrected; torch's Adam, not AdamW): there is no weight
 //     decay on q_φ or on F, unlike the reference code's AdamW (§10 item 9).
 //     The updated values are written in place into the data of q.Store's
@@ -203,9 +196,7 @@ type LogVarLoss struct {
 	acc     [][]float64 // per parameter
 	accF    []float64
 	pending int
-	m, v    [][]float64
-	mF, vF  []float64
-	iter    int
+	opt     *adam // q_φ's parameters, then F
 }
 
 // NewLogVarLoss builds the graph for the trainable proposal model q (its
@@ -246,7 +237,7 @@ func NewLogVarLoss(q *graph.Model, ref *graph.Model, k diffusion.Kernel, cfg Log
 		L: L, V: V, dtype: q.Store.DType(),
 		selv: make([]float64, N*V), cadjv: make([]float64, B), eselv: make([]float64, B*T),
 		konst: make([]float64, B), tvec: make([]float64, B), f: make([]float64, T),
-		accF: make([]float64, T), mF: make([]float64, T), vF: make([]float64, T)}
+		accF: make([]float64, T)}
 	if kl != lvKLNone {
 		l.klLPv = make([]float64, N*V)
 		l.refLog = make([]float64, N*V)
@@ -267,12 +258,13 @@ func NewLogVarLoss(q *graph.Model, ref *graph.Model, k diffusion.Kernel, cfg Log
 		return nil, err
 	}
 	l.acc = make([][]float64, len(l.params))
-	l.m = make([][]float64, len(l.params))
-	l.v = make([][]float64, len(l.params))
+	sizes := make([]int, len(l.params)+1)
 	for i, p := range l.params {
-		n := p.Shape().TotalSize()
-		l.acc[i], l.m[i], l.v[i] = make([]float64, n), make([]float64, n), make([]float64, n)
+		sizes[i] = p.Shape().TotalSize()
+		l.acc[i] = make([]float64, sizes[i])
 	}
+	sizes[len(l.params)] = T
+	l.opt = newAdam(cfg.LR, sizes...)
 	return l, nil
 }
 
@@ -793,28 +785,17 @@ func (l *LogVarLoss) Apply() error {
 			fScale = l.cfg.Clip / norm
 		}
 	}
-	l.iter++
-	c1 := 1 - math.Pow(lvBeta1, float64(l.iter))
-	c2 := 1 - math.Pow(lvBeta2, float64(l.iter))
-	lr := l.cfg.LR
-	adam := func(w, g, m, v []float64, scale float64) {
-		for j := range w {
-			gj := g[j] * scale
-			m[j] = lvBeta1*m[j] + (1-lvBeta1)*gj
-			v[j] = lvBeta2*v[j] + (1-lvBeta2)*gj*gj
-			w[j] -= lr * (m[j] / c1) / (math.Sqrt(v[j]/c2) + lvEps)
-		}
-	}
+	l.opt.step()
 	var w []float64
 	for i, t := range l.master {
 		w = layers.Float64s(t, w)
-		adam(w, l.acc[i], l.m[i], l.v[i], qScale)
+		l.opt.update(i, w, l.acc[i], qScale)
 		if err := layers.SetFloat64s(t, w); err != nil {
 			return fmt.Errorf("objectives: log-variance Apply: parameter %s: %w", l.params[i].Name(), err)
 		}
 		clear(l.acc[i])
 	}
-	adam(l.f, l.accF, l.mF, l.vF, fScale)
+	l.opt.update(len(l.master), l.f, l.accF, fScale)
 	if err := layers.SetFloat64s(l.fT, l.f); err != nil {
 		return fmt.Errorf("objectives: log-variance Apply: F: %w", err)
 	}

@@ -9,6 +9,8 @@ import (
 
 	"github.com/ddsmc/ddsmc/diffusion"
 	"github.com/ddsmc/ddsmc/graph"
+	"github.com/ddsmc/ddsmc/internal/logsumexp"
+	"github.com/ddsmc/ddsmc/internal/testutil"
 	"github.com/ddsmc/ddsmc/layers"
 )
 
@@ -229,19 +231,7 @@ func TestLogVarGradientMatchesFiniteDifferences(t *testing.T) {
 			gq, gf := lvGrads(l)
 			// Five-point central differences: O(h⁴) truncation, so a larger
 			// step keeps the rounding noise of the total far below 1e-6.
-			const h = 1e-4
-			worst, checked := 0.0, 0
-			check := func(what string, an float64, set func(float64), old float64) {
-				at := func(d float64) float64 { set(old + d); return total() }
-				num := (8*(at(h)-at(-h)) - (at(2*h) - at(-2*h))) / (12 * h)
-				set(old)
-				rel := math.Abs(num-an) / math.Max(math.Max(math.Abs(num), math.Abs(an)), 1e-3)
-				worst = math.Max(worst, rel)
-				checked++
-				if rel > 1e-6 {
-					t.Errorf("d total/d %s: analytic %.10g, finite difference %.10g (rel %.3g)", what, an, num, rel)
-				}
-			}
+			fd := testutil.Checker{Stencil: testutil.FivePoint, H: 1e-4, Tol: 1e-6, Floor: 1e-3, Continue: true}
 			for i, p := range l.params {
 				d := l.master[i].Data().([]float64)
 				// the largest-|gradient| entries and one random entry
@@ -252,23 +242,23 @@ func TestLogVarGradientMatchesFiniteDifferences(t *testing.T) {
 				sort.Slice(idx, func(a, b int) bool { return math.Abs(gq[i][idx[a]]) > math.Abs(gq[i][idx[b]]) })
 				pick := append(idx[:min(2, len(idx))], rng.IntN(len(d)))
 				for _, j := range pick {
-					check(p.Name(), gq[i][j], func(v float64) { d[j] = v }, d[j])
+					fd.Coord(t, "d total/d "+p.Name(), total, d, j, gq[i][j])
 				}
 			}
 			for j := 0; j < T; j++ {
 				fv := l.F()
-				check("F", gf[j], func(v float64) {
+				fd.Setter(t, "d total/d F", j, total, func(v float64) {
 					g := append([]float64(nil), fv...)
 					g[j] = v
 					if err := l.SetF(g); err != nil {
 						t.Fatal(err)
 					}
-				}, fv[j])
+				}, fv[j], gf[j])
 				if j != step && gf[j] != 0 {
 					t.Errorf("gradient of F[%d] = %v at step %d, want 0", j, gf[j], step)
 				}
 			}
-			t.Logf("total %.6g; %d entries checked, worst relative error %.3g", f0, checked, worst)
+			t.Logf("total %.6g; %d entries checked, worst relative error %.3g", f0, fd.Checked, fd.Worst)
 			if tc.regOnly {
 				big := 0.0
 				for _, g := range gq {
@@ -694,7 +684,7 @@ func TestLogVarRegularisersMatchPlainGo(t *testing.T) {
 	logSM := func(z []float64) []float64 {
 		out := make([]float64, len(z))
 		for v := range z {
-			out[v] = logSoftmaxAt(z, v)
+			out[v] = logsumexp.LogSoftmaxAt(z, v)
 		}
 		return out
 	}

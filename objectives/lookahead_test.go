@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/ddsmc/ddsmc/graph"
+	"github.com/ddsmc/ddsmc/internal/testutil"
 	"github.com/ddsmc/ddsmc/layers"
 	"github.com/ddsmc/ddsmc/smc"
 )
@@ -141,7 +142,7 @@ func TestLookAheadSoftGradientMatchesFiniteDifferences(t *testing.T) {
 		}
 	}
 	hard := onehots([]int{V, 1, V, 3, V, V}, V)
-	worst := 0.0
+	fd := testutil.Checker{H: h, Tol: 1e-6}
 	for _, phi := range []int{1, 3} {
 		la, err := NewLookAhead(m, r, LookAheadConfig{Batch: B, Phi: phi, Tau: tau, Soft: true})
 		if err != nil {
@@ -162,25 +163,11 @@ func TestLookAheadSoftGradientMatchesFiniteDifferences(t *testing.T) {
 					o := laSoft(t, la, x, tm, scale, noise)
 					return o.rhat[0] + o.rhat[1]
 				}
-				for i := range x {
-					old := x[i]
-					x[i] = old + h
-					fp := f()
-					x[i] = old - h
-					fm := f()
-					x[i] = old
-					num := (fp - fm) / (2 * h)
-					a := base.grad[i]
-					rel := math.Abs(a-num) / math.Max(1, math.Max(math.Abs(a), math.Abs(num)))
-					worst = math.Max(worst, rel)
-					if rel > 1e-6 {
-						t.Fatalf("φ=%d scale=%v %s x: ∂r̂/∂x[%d] = %.10g, finite difference %.10g (rel err %.3g)", phi, scale, name, i, a, num, rel)
-					}
-				}
+				fd.All(t, fmt.Sprintf("φ=%d scale=%v %s x: ∂r̂/∂x", phi, scale, name), f, x, base.grad)
 			}
 		}
 	}
-	t.Logf("worst relative error %.2g over 2 φ × 2 scales × 2 points × %d coordinates", worst, B*L*(V+1))
+	t.Logf("worst relative error %.2g over 2 φ × 2 scales × 2 points × %d coordinates", fd.Worst, B*L*(V+1))
 }
 
 // hardSamples returns the carried-over hard samples of the look-ahead

@@ -77,13 +77,9 @@ func NewTrainer(m *graph.Model, s diffusion.Schedule, cfg TrainConfig) (*Trainer
 	if _, err := G.Grad(f.Node(), f.Learnables()...); err != nil {
 		return nil, fmt.Errorf("objectives: gradient of the MDLM loss: %w", err)
 	}
-	opts := []G.SolverOpt{G.WithLearnRate(cfg.LR)}
-	if cfg.Clip > 0 {
-		opts = append(opts, G.WithClip(cfg.Clip))
-	}
 	return &Trainer{Cfg: cfg, Loss: f,
 		vm:   G.NewTapeMachine(f.Graph(), G.BindDualValues(f.Learnables()...)),
-		adam: G.NewAdamSolver(opts...),
+		adam: newSolver(cfg.LR, cfg.Clip),
 		rng:  rand.New(rand.NewPCG(cfg.Seed, 0x7472616e)),
 	}, nil
 }

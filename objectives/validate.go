@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 
 	"github.com/ddsmc/ddsmc/diffusion"
+	"github.com/ddsmc/ddsmc/internal/logsumexp"
 )
 
 // ValidationELBO estimates the held-out negative ELBO in nats per token, and
@@ -50,7 +51,7 @@ func ValidationELBO(d diffusion.Denoiser, s diffusion.Schedule, data Data, sampl
 			for l := 0; l < L; l++ {
 				i := b*L + l
 				if xt[i] == V {
-					v += rate * -logSoftmaxAt(logits[i*V:(i+1)*V], x0[i])
+					v += rate * -logsumexp.LogSoftmaxAt(logits[i*V:(i+1)*V], x0[i])
 				}
 			}
 			v /= float64(L)
@@ -92,17 +93,4 @@ func ValidationELBO(d diffusion.Denoiser, s diffusion.Schedule, data Data, sampl
 	// The stratified times make this conservative: it treats draws as iid.
 	stderr = math.Sqrt(math.Max(0, total2/cnt-mean*mean) / cnt)
 	return mean, stderr, nil
-}
-
-// logSoftmaxAt returns log softmax(z)[k], computed stably.
-func logSoftmaxAt(z []float64, k int) float64 {
-	m := math.Inf(-1)
-	for _, v := range z {
-		m = math.Max(m, v)
-	}
-	s := 0.0
-	for _, v := range z {
-		s += math.Exp(v - m)
-	}
-	return z[k] - m - math.Log(s)
 }

@@ -357,7 +357,7 @@ func (p *denoiserPool) logits(x []int, t float64, out []float64, workers int) er
 			tb[i] = t
 		}
 		if err := p.dens[w].X0Logits(xb, tb, ob); err != nil {
-			return fmt.Errorf("smc: denoiser at t=%v: %w", t, err)
+			return wrapf(err, "denoiser at t=%v", t)
 		}
 		copy(out[start*L*V:(start+count)*L*V], ob[:count*L*V])
 		return nil

@@ -6,12 +6,13 @@ import (
 	"testing"
 
 	"github.com/ddsmc/ddsmc/diffusion"
+	"github.com/ddsmc/ddsmc/internal/testutil"
 )
 
 // countingTI is a time-independent denoiser (the hash denoiser at a fixed
 // time) that counts the rows it evaluates.
 type countingTI struct {
-	hashDenoiser
+	testutil.HashDenoiser
 	rows *int
 }
 
@@ -22,7 +23,7 @@ func (d countingTI) X0Logits(xt []int, t []float64, out []float64) error {
 	for i := range fixed {
 		fixed[i] = 0.5
 	}
-	return d.hashDenoiser.X0Logits(xt, fixed, out)
+	return d.HashDenoiser.X0Logits(xt, fixed, out)
 }
 
 // TestLogitCacheKeepsResultsAndSavesCalls: with a time-independent
@@ -34,7 +35,7 @@ func TestLogitCacheKeepsResultsAndSavesCalls(t *testing.T) {
 	run := func(maxCache int, prop Proposal, tw Twist) (*Result, int) {
 		MaxCachedStates = maxCache
 		rows := 0
-		dens := []diffusion.Denoiser{countingTI{hashDenoiser{L: toyL, V: toyV}, &rows}, countingTI{hashDenoiser{L: toyL, V: toyV}, &rows}}
+		dens := []diffusion.Denoiser{countingTI{testutil.HashDenoiser{L: toyL, V: toyV, Scale: 2}, &rows}, countingTI{testutil.HashDenoiser{L: toyL, V: toyV, Scale: 2}, &rows}}
 		b, err := NewReverse(toyKernel(), dens, 8)
 		if err != nil {
 			t.Fatal(err)
@@ -71,7 +72,7 @@ func TestLogitCacheKeepsResultsAndSavesCalls(t *testing.T) {
 // denoiser call; mismatched lengths are an error.
 func TestReversePrimeFillsTheCache(t *testing.T) {
 	rows := 0
-	b, err := NewReverse(toyKernel(), []diffusion.Denoiser{countingTI{hashDenoiser{L: toyL, V: toyV}, &rows}}, 4)
+	b, err := NewReverse(toyKernel(), []diffusion.Denoiser{countingTI{testutil.HashDenoiser{L: toyL, V: toyV, Scale: 2}, &rows}}, 4)
 	if err != nil {
 		t.Fatal(err)
 	}

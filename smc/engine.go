@@ -279,7 +279,7 @@ func (s *Sampler) Step(rng *rand.Rand, st *State) (Info, error) {
 		lambdaS = s.cfg.Lambda.At(i+1, s.T, sNext)
 	}
 	wrap := func(err error) error {
-		return fmt.Errorf("smc: step %d (t=%.4g -> s=%.4g): %w", i+1, t, sNext, err)
+		return wrapf(err, "step %d (t=%.4g -> s=%.4g)", i+1, t, sNext)
 	}
 
 	// 1. Propose.

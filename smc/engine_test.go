@@ -8,48 +8,16 @@ import (
 	"testing"
 
 	"github.com/ddsmc/ddsmc/diffusion"
+	"github.com/ddsmc/ddsmc/internal/testutil"
 )
 
 // The enumerable toy of the engine tests: L = 3 positions over V = 3 tokens
 // (27 clean sequences, 64 noisy states), T = 8 linear steps, a
-// time-dependent hashed denoiser (so p_θ is the T-step chain's marginal,
-// not any data distribution) and two rewards: an additive table and a
-// non-additive function.
+// time-dependent hashed denoiser (testutil.HashDenoiser with logits in
+// [−2, 2], so p_θ is the T-step chain's marginal, not any data
+// distribution) and two rewards: an additive table and a non-additive
+// function.
 const toyL, toyV, toyT = 3, 3, 8
-
-// hashDenoiser returns arbitrary but deterministic logits in [-2,2] that
-// depend on the whole noisy sequence, the time, the position, the token
-// and a salt (different salts are different models).
-type hashDenoiser struct {
-	L, V int
-	Salt uint64
-}
-
-func (d hashDenoiser) Shape() (int, int) { return d.L, d.V }
-func (d hashDenoiser) X0Logits(xt []int, t []float64, out []float64) error {
-	L, V := d.L, d.V
-	if len(xt) != len(t)*L || len(out) != len(xt)*V {
-		return fmt.Errorf("bad lengths")
-	}
-	for b := range t {
-		h := mix(math.Float64bits(t[b]) ^ d.Salt)
-		for _, v := range xt[b*L : (b+1)*L] {
-			h = mix(h ^ uint64(v+1))
-		}
-		for i := range L * V {
-			u := mix(h ^ uint64(i+1)*0x9e3779b97f4a7c15)
-			out[b*L*V+i] = 4*float64(u>>11)/(1<<53) - 2
-		}
-	}
-	return nil
-}
-
-func mix(z uint64) uint64 { // splitmix64 finaliser
-	z += 0x9e3779b97f4a7c15
-	z = (z ^ z>>30) * 0xbf58476d1ce4e5b9
-	z = (z ^ z>>27) * 0x94d049bb133111eb
-	return z ^ z>>31
-}
 
 func toyKernel() diffusion.Kernel { return diffusion.Kernel{Schedule: diffusion.Linear()} }
 
@@ -89,7 +57,7 @@ func toyNonAdditive() Reward {
 func toyPool(n int, salt uint64) []diffusion.Denoiser {
 	d := make([]diffusion.Denoiser, n)
 	for i := range d {
-		d[i] = hashDenoiser{L: toyL, V: toyV, Salt: salt}
+		d[i] = testutil.HashDenoiser{L: toyL, V: toyV, Salt: salt, Scale: 2}
 	}
 	return d
 }
@@ -179,7 +147,7 @@ func setups() []setup {
 	fg := func(workers int) Twist {
 		pool := make([]LookAheadGrad, workers)
 		for i := range pool {
-			pool[i] = &fakeGrad{den: hashDenoiser{L: toyL, V: toyV}, reward: toyTable(), B: 8, Ph: 2}
+			pool[i] = &fakeGrad{den: testutil.HashDenoiser{L: toyL, V: toyV, Scale: 2}, reward: toyTable(), B: 8, Ph: 2}
 		}
 		return GradLookAhead{Pool: pool}
 	}
@@ -241,7 +209,7 @@ func TestExactTargetMatchesChainMarginal(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pm, err := diffusion.ExactMarginal(toyKernel(), hashDenoiser{L: toyL, V: toyV}, toyGrid(t, toyT), 5)
+	pm, err := diffusion.ExactMarginal(toyKernel(), testutil.HashDenoiser{L: toyL, V: toyV, Scale: 2}, toyGrid(t, toyT), 5)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -274,8 +242,8 @@ func TestProductTargetT1(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p1, _ := diffusion.ExactMarginal(toyKernel(), hashDenoiser{L: toyL, V: toyV}, toyGrid(t, 1), 1)
-	p2, _ := diffusion.ExactMarginal(toyKernel(), hashDenoiser{L: toyL, V: toyV, Salt: 5}, toyGrid(t, 1), 1)
+	p1, _ := diffusion.ExactMarginal(toyKernel(), testutil.HashDenoiser{L: toyL, V: toyV, Scale: 2}, toyGrid(t, 1), 1)
+	p2, _ := diffusion.ExactMarginal(toyKernel(), testutil.HashDenoiser{L: toyL, V: toyV, Salt: 5, Scale: 2}, toyGrid(t, 1), 1)
 	w := make([]float64, len(p1))
 	z := 0.0
 	for j := range w {

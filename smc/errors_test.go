@@ -1,12 +1,14 @@
 package smc
 
 import (
+	"errors"
 	"math"
 	"math/rand/v2"
 	"strings"
 	"testing"
 
 	"github.com/ddsmc/ddsmc/diffusion"
+	"github.com/ddsmc/ddsmc/internal/testutil"
 )
 
 // runErr runs a toy configuration and returns its error.
@@ -97,18 +99,18 @@ func TestBadInputErrors(t *testing.T) {
 		wantErr(t, runErr(t, Target{Base: base, Reward: toyTable(), Alpha: 1}, Config{Proposal: GradProposal{}, Twist: LookAhead{Phi: 1}}), "differentiable")
 	})
 	t.Run("grad options", func(t *testing.T) {
-		fg := GradLookAhead{Pool: []LookAheadGrad{&fakeGrad{den: hashDenoiser{L: toyL, V: toyV}, reward: toyTable(), B: 4, Ph: 1}}}
+		fg := GradLookAhead{Pool: []LookAheadGrad{&fakeGrad{den: testutil.HashDenoiser{L: toyL, V: toyV, Scale: 2}, reward: toyTable(), B: 4, Ph: 1}}}
 		wantErr(t, runErr(t, Target{Base: base, Reward: toyTable(), Alpha: 1}, Config{Proposal: GradProposal{Space: "logits"}, Twist: fg}), `"logits"`)
 	})
 	t.Run("grad shape", func(t *testing.T) {
-		fg := GradLookAhead{Pool: []LookAheadGrad{&fakeGrad{den: hashDenoiser{L: 2, V: toyV}, reward: toyTable(), B: 4, Ph: 1}}}
+		fg := GradLookAhead{Pool: []LookAheadGrad{&fakeGrad{den: testutil.HashDenoiser{L: 2, V: toyV, Scale: 2}, reward: toyTable(), B: 4, Ph: 1}}}
 		wantErr(t, runErr(t, Target{Base: base, Reward: toyTable(), Alpha: 1}, Config{Proposal: GradProposal{}, Twist: fg}), "shape L=2")
 	})
 	t.Run("exact look-ahead limit", func(t *testing.T) {
 		wantErr(t, runErr(t, Target{Base: base, Reward: toyNonAdditive(), Alpha: 1}, Config{Twist: ExactLookAhead{MaxEnum: 5}}), "max_enum = 5")
 	})
 	t.Run("denoiser shapes", func(t *testing.T) {
-		_, err := NewReverse(toyKernel(), []diffusion.Denoiser{hashDenoiser{L: 3, V: 3}, hashDenoiser{L: 2, V: 3}}, 4)
+		_, err := NewReverse(toyKernel(), []diffusion.Denoiser{testutil.HashDenoiser{L: 3, V: 3, Scale: 2}, testutil.HashDenoiser{L: 2, V: 3, Scale: 2}}, 4)
 		wantErr(t, err, "denoiser 1 has shape L=2")
 		_, err = NewReverse(toyKernel(), nil, 4)
 		wantErr(t, err, "at least one denoiser")
@@ -130,4 +132,54 @@ func TestBadInputErrors(t *testing.T) {
 		_, err = s.Step(rng, st)
 		wantErr(t, err, "finished")
 	})
+}
+
+// failingDenoiser is the hash denoiser until the time drops below at, then
+// fails with err.
+type failingDenoiser struct {
+	testutil.HashDenoiser
+	at  float64
+	err error
+}
+
+func (d failingDenoiser) X0Logits(xt []int, t []float64, out []float64) error {
+	if t[0] < d.at {
+		return d.err
+	}
+	return d.HashDenoiser.X0Logits(xt, t, out)
+}
+
+// An error during a run names the package once, then the step, then any
+// inner context: "smc: step 8 (…): reward of …", not "smc: step 8 (…):
+// smc: reward of …"; the underlying error stays reachable with errors.Is.
+func TestStepErrorsNameThePackageOnce(t *testing.T) {
+	nan := SequenceReward{L: toyL, F: func(x []int) float64 {
+		if x[0] == 1 {
+			return math.NaN()
+		}
+		return 0
+	}}
+	err := runErr(t, Target{Base: toyReverse(t, 1), Reward: nan, Alpha: 1}, Config{N: 64})
+	if want := "smc: step 8 (t=0.125 -> s=0): reward of final particle 0 is NaN"; err == nil || err.Error() != want {
+		t.Fatalf("error %q, want %q", err, want)
+	}
+
+	boom := errors.New("boom")
+	d := failingDenoiser{testutil.HashDenoiser{L: toyL, V: toyV, Scale: 2}, 0.5, boom}
+	base, err := NewReverse(toyKernel(), []diffusion.Denoiser{d}, 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = runErr(t, Target{Base: base, Alpha: 1}, Config{})
+	if want := "smc: step 5 (t=0.5 -> s=0.375): denoiser at t=0.375: boom"; err == nil || err.Error() != want {
+		t.Fatalf("error %q, want %q", err, want)
+	}
+	if !errors.Is(err, boom) {
+		t.Fatalf("errors.Is(%q, boom) = false", err)
+	}
+
+	inner := wrapf(errors.New("smc: x"), "b")
+	if got := wrapf(inner, "a %d", 1).Error(); got != "smc: a 1: b: x" {
+		t.Fatalf("nested contexts read %q, want %q", got, "smc: a 1: b: x")
+	}
 }

@@ -114,7 +114,7 @@ func ExactTarget(tg Target, grid diffusion.Grid, workers int) (*Exact, error) {
 		diffusion.Unindex(j, L, V, all[j*L:(j+1)*L])
 	}
 	if err := tg.Reward.Reward(all, ex.Reward); err != nil {
-		return nil, fmt.Errorf("smc: reward: %w", err)
+		return nil, wrapf(err, "reward")
 	}
 	if err := checkRewards(ex.Reward, "sequence"); err != nil {
 		return nil, err
@@ -125,7 +125,7 @@ func ExactTarget(tg Target, grid diffusion.Grid, workers int) (*Exact, error) {
 	}
 	lz, err := Normalize(lw, lw)
 	if err != nil {
-		return nil, fmt.Errorf("smc: exact target: %w", err)
+		return nil, wrapf(err, "exact target")
 	}
 	ex.LogZ = lz
 	for j := range K {

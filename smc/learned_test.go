@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/ddsmc/ddsmc/diffusion"
+	"github.com/ddsmc/ddsmc/internal/testutil"
 )
 
 // tiltedDenoiser returns the base hash denoiser's logits plus c_l(v)/α:
@@ -13,13 +14,13 @@ import (
 // kernel is exactly the locally optimal proposal
 // q*(x0) ∝ p_θ(x0 | MASK)·exp(r(x0)/α), which factorises over positions.
 type tiltedDenoiser struct {
-	hashDenoiser
+	testutil.HashDenoiser
 	terms TableReward
 	alpha float64
 }
 
 func (d tiltedDenoiser) X0Logits(xt []int, t []float64, out []float64) error {
-	if err := d.hashDenoiser.X0Logits(xt, t, out); err != nil {
+	if err := d.HashDenoiser.X0Logits(xt, t, out); err != nil {
 		return err
 	}
 	L, V := d.L, d.V
@@ -66,7 +67,7 @@ func TestLearnedOptimalProposalHasZeroWeightVariance(t *testing.T) {
 		}
 		return res, ex
 	}
-	opt, ex := run(tiltedDenoiser{hashDenoiser{L: toyL, V: toyV}, toyTable(), alpha})
+	opt, ex := run(tiltedDenoiser{testutil.HashDenoiser{L: toyL, V: toyV, Scale: 2}, toyTable(), alpha})
 	inc := opt.Trace[1].Increments
 	lo, hi := math.Inf(1), math.Inf(-1)
 	for _, v := range inc {
@@ -75,7 +76,7 @@ func TestLearnedOptimalProposalHasZeroWeightVariance(t *testing.T) {
 	if hi-lo > 1e-12 || math.Abs(opt.Trace[1].ESS-1) > 1e-12 || math.Abs(opt.LogZ-ex.LogZ) > 1e-12 {
 		t.Fatalf("optimal q: increments spread %v, ESS/N %v, log Ẑ − log Z %v; want 0, 1, 0", hi-lo, opt.Trace[1].ESS, opt.LogZ-ex.LogZ)
 	}
-	base, _ := run(hashDenoiser{L: toyL, V: toyV})
+	base, _ := run(testutil.HashDenoiser{L: toyL, V: toyV, Scale: 2})
 	if base.Trace[1].ESS > 0.99 {
 		t.Fatalf("the base kernel as proposal has ESS/N %v; the test cannot tell proposals apart", base.Trace[1].ESS)
 	}

@@ -163,13 +163,13 @@ func (s *Sampler) finish(rng *rand.Rand, st *State, res *Result) error {
 	case FinalMultinomial:
 		j, _, err := sampleRow(rng, st.LogW, make([]float64, N))
 		if err != nil {
-			return fmt.Errorf("smc: final multinomial draw: %w", err)
+			return wrapf(err, "final multinomial draw")
 		}
 		pick(j)
 	default:
 		cp := *st
 		if err := s.resample(rng, &cp, s.cfg.Resampler); err != nil {
-			return fmt.Errorf("smc: final resampling: %w", err)
+			return wrapf(err, "final resampling")
 		}
 		res.Samples, res.SampleReward, res.SampleLogW = cp.X, cp.Rhat, cp.LogW
 	}

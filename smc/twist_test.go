@@ -6,6 +6,8 @@ import (
 	"math/rand/v2"
 	"strings"
 	"testing"
+
+	"github.com/ddsmc/ddsmc/internal/testutil"
 )
 
 // twistEnv is the toy environment of the twist tests: the hashed reverse
@@ -333,7 +335,7 @@ func (g recordingGrad) ValueGrad(xt []int, t, scale float64, noise, logits, rewa
 }
 
 func newFakeGrad(B, phi int) *fakeGrad {
-	return &fakeGrad{den: hashDenoiser{L: toyL, V: toyV}, reward: toyTable(), B: B, Ph: phi}
+	return &fakeGrad{den: testutil.HashDenoiser{L: toyL, V: toyV, Scale: 2}, reward: toyTable(), B: B, Ph: phi}
 }
 
 // TestGradLookAheadMatchesFakeRewards: with the fake differentiable
@@ -442,7 +444,7 @@ func TestGradLookAheadErrors(t *testing.T) {
 		return g.Eval(rand.New(rand.NewPCG(1, 1)), env, xs, nil, 0.5, 1, lp, rh, make([]float64, gradLen))
 	}
 	full := n * toyL * (toyV + 1)
-	shape := &fakeGrad{den: hashDenoiser{L: 2, V: toyV}, reward: toyTable(), B: 4, Ph: 2}
+	shape := &fakeGrad{den: testutil.HashDenoiser{L: 2, V: toyV, Scale: 2}, reward: toyTable(), B: 4, Ph: 2}
 	cases := []struct {
 		name    string
 		g       GradLookAhead

@@ -4,36 +4,15 @@ import (
 	"errors"
 	"fmt"
 	"math"
-)
 
-// lseParts splits log Σ exp(x_i) into a shift and a scaled sum:
-// LogSumExp(x) = m + log s with m = max_i x_i and s = Σ exp(x_i − m) ∈ [1, N].
-// nan reports a NaN entry; m is −Inf for empty or all −Inf input and +Inf if
-// any entry is +Inf (s is then meaningless).
-func lseParts(x []float64) (m, s float64, nan bool) {
-	m = math.Inf(-1)
-	for _, v := range x {
-		if math.IsNaN(v) {
-			return math.NaN(), math.NaN(), true
-		}
-		if v > m {
-			m = v
-		}
-	}
-	if math.IsInf(m, 0) {
-		return m, math.NaN(), false
-	}
-	for _, v := range x {
-		s += math.Exp(v - m)
-	}
-	return m, s, false
-}
+	"github.com/ddsmc/ddsmc/internal/logsumexp"
+)
 
 // LogSumExp returns log Σ_i exp(x_i), computed stably by shifting by the
 // maximum. It is −Inf if x is empty or every entry is −Inf, NaN if any entry
 // is NaN, and +Inf if any entry is +Inf (and none is NaN).
 func LogSumExp(x []float64) float64 {
-	m, s, nan := lseParts(x)
+	m, s, nan := logsumexp.Parts(x)
 	switch {
 	case nan:
 		return math.NaN()
@@ -77,7 +56,7 @@ func Normalize(lw, out []float64) (float64, error) {
 			return math.Inf(1), fmt.Errorf("smc: log-weight %d is +Inf", i)
 		}
 	}
-	m, s, _ := lseParts(lw)
+	m, s, _ := logsumexp.Parts(lw)
 	if math.IsInf(m, -1) {
 		return m, fmt.Errorf("smc: all %d log-weights are -Inf", len(lw))
 	}
@@ -94,7 +73,7 @@ func Normalize(lw, out []float64) (float64, error) {
 // 1/Σ W_i² for normalised input and stays in [1, N] under rounding. It is 0
 // for empty or all −Inf input and NaN if any entry is NaN or +Inf.
 func ESS(normLogW []float64) float64 {
-	m, _, nan := lseParts(normLogW)
+	m, _, nan := logsumexp.Parts(normLogW)
 	switch {
 	case nan || math.IsInf(m, 1):
 		return math.NaN()
