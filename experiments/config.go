@@ -6,6 +6,8 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"reflect"
+	"slices"
 	"sort"
 	"strings"
 
@@ -118,6 +120,9 @@ func ConfigText(arg string) ([]byte, error) {
 // config's task, which decodes the keys it owns. A key that neither the
 // runner nor the task knows is an error naming it.
 func Parse(name string, b []byte) (Config, error) {
+	if err := checkNesting(b); err != nil {
+		return Config{}, fmt.Errorf("experiments: config %s: %w", name, err)
+	}
 	cfg := Default()
 	md, err := toml.NewDecoder(bytes.NewReader(b)).Decode(&cfg)
 	if err != nil {
@@ -132,9 +137,20 @@ func Parse(name string, b []byte) (Config, error) {
 	if err != nil {
 		return Config{}, fmt.Errorf("experiments: config %s: %w", name, err)
 	}
-	var unknown []string
+	var raw map[string]any
+	if _, err := toml.NewDecoder(bytes.NewReader(b)).Decode(&raw); err != nil {
+		return Config{}, fmt.Errorf("experiments: config %s: %w", name, err)
+	}
+	types := []reflect.Type{reflect.TypeFor[Config]()}
+	for _, o := range dec.Options() {
+		types = append(types, reflect.TypeOf(o))
+	}
+	unknown, err := strictKeys(raw, "", types...)
+	if err != nil {
+		return Config{}, fmt.Errorf("experiments: config %s: %w", name, err)
+	}
 	for _, k := range md.Undecoded() {
-		if !dec.Known(k.String()) {
+		if !dec.Known(k.String()) && !slices.Contains(unknown, k.String()) {
 			unknown = append(unknown, k.String())
 		}
 	}
@@ -171,6 +187,11 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("data.val_size = %d: must be positive", d.ValSize)
 	}
 	f := c.Diffusion
+	for _, e := range []struct{ key, v string }{{"diffusion.schedule", f.Schedule}, {"diffusion.remask", f.Remask}, {"diffusion.grid", f.Grid}, {"proposal.kl", c.Proposal.KL}} {
+		if err := exactName(e.key, e.v); err != nil {
+			return err
+		}
+	}
 	if _, err := diffusion.ParseSchedule(f.Schedule, f.Eps); err != nil {
 		return fmt.Errorf("diffusion.schedule/eps: %w", err)
 	}
@@ -232,4 +253,14 @@ func (c *Config) Kernel() (diffusion.Kernel, diffusion.Grid, error) {
 		return diffusion.Kernel{}, nil, err
 	}
 	return diffusion.Kernel{Schedule: s, Eta: c.Diffusion.Eta, Remask: r}, g, nil
+}
+
+// exactName refuses enum values that are not exactly lower-case names
+// (the parsers below would otherwise accept " SYSTEMATIC "): one rule for
+// every enum key.
+func exactName(key, v string) error {
+	if norm := strings.ToLower(strings.TrimSpace(v)); norm != v {
+		return fmt.Errorf("%s = %q: names are lower-case without spaces (did you mean %q?)", key, v, norm)
+	}
+	return nil
 }

@@ -54,6 +54,17 @@ func TestBadConfigsNameTheKey(t *testing.T) {
 		{"[model]\nactivation = \"tanh\"\n", "model.activation"},
 		{"[sample]\nn = 0\n", "sample.n"},
 		{"[train\nsteps = 1\n", "line 2"}, // malformed TOML
+		{"[smc]\nParticles = 128\n", "unknown key smc.Particles"},                 // keys are case-sensitive
+		{"[smc]\nparticles = 64\nParticles = 128\n", "unknown key smc.Particles"}, // (once both were accepted, and the winner varied)
+		{"[Train]\nsteps = 5\n", "unknown key Train"},
+		{"[smc]\nseed = -1\n", "smc.seed = -1: must be >= 0"},
+		{"[data]\nseed = -3\n", "data.seed = -3"},
+		{"[train]\nseed = -1\n", "train.seed = -1"},
+		{"[smc]\nresampler = \" SYSTEMATIC \"\n", `smc.resampler = " SYSTEMATIC ": names are lower-case`},
+		{"[diffusion]\nschedule = \"Linear\"\n", "diffusion.schedule"},
+		{"[smc]\nkappa = 0\n", "smc.kappa = 0"},
+		{"[smc]\nevery = 0\n", "smc.every = 0"},
+		{"x = " + strings.Repeat("[", 40) + strings.Repeat("]", 40) + "\n", "nested more than 32 deep"},
 	}
 	for _, c := range cases {
 		_, err := Parse("test.toml", []byte(c.toml))

@@ -116,7 +116,17 @@ func (c *SMCConfig) applyMethod(defined func(key string) bool) error {
 
 // Validate reports the first bad [smc] value, naming its key.
 func (c *SMCConfig) Validate() error {
+	for _, e := range []struct{ key, v string }{{"smc.method", c.Method}, {"smc.proposal", c.Proposal}, {"smc.twist", c.Twist},
+		{"smc.lambda", c.Lambda}, {"smc.resampler", c.Resampler}, {"smc.trigger", c.Trigger}, {"smc.final", c.Final}, {"smc.tilt", c.Tilt}, {"smc.target", c.Target}} {
+		if err := exactName(e.key, e.v); err != nil {
+			return err
+		}
+	}
 	switch {
+	case !(c.Kappa > 0 && c.Kappa <= 1):
+		return fmt.Errorf("smc.kappa = %v: the ESS threshold must lie in (0, 1]", c.Kappa)
+	case c.Every < 1:
+		return fmt.Errorf("smc.every = %d: must be >= 1", c.Every)
 	case c.Proposal != "reverse" && c.Proposal != "lop" && c.Proposal != "grad" && c.Proposal != "learned":
 		return fmt.Errorf("smc.proposal = %q: want reverse, lop, grad or learned", c.Proposal)
 	case c.Twist != "none" && c.Twist != "mc" && c.Twist != "exact" && c.Twist != "grad":

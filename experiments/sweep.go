@@ -14,6 +14,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -76,17 +78,32 @@ func LoadSweep(arg string) (*SweepConfig, error) {
 // an unknown setting, an empty list or a bad value is reported before
 // anything runs.
 func ParseSweep(name string, b []byte) (*SweepConfig, error) {
+	if err := checkNesting(b); err != nil {
+		return nil, fmt.Errorf("experiments: sweep %s: %w", name, err)
+	}
 	sc := &SweepConfig{AutoTrain: true, Repeats: 1, Workers: 2, Seed: 1}
 	md, err := toml.NewDecoder(bytes.NewReader(b)).Decode(sc)
 	if err != nil {
 		return nil, fmt.Errorf("experiments: sweep %s: %w", name, err)
 	}
-	var unknown []string
+	var raw map[string]any
+	if _, err := toml.NewDecoder(bytes.NewReader(b)).Decode(&raw); err != nil {
+		return nil, fmt.Errorf("experiments: sweep %s: %w", name, err)
+	}
+	unknown, err := strictKeys(raw, "", reflect.TypeFor[SweepConfig]())
+	if err != nil {
+		return nil, fmt.Errorf("experiments: sweep %s: %w", name, err)
+	}
+	if err := sc.checkTables(); err != nil {
+		return nil, fmt.Errorf("experiments: sweep %s: %w", name, err)
+	}
 	for _, k := range md.Undecoded() {
 		if len(k) > 0 && k[0] == "sweep" {
 			continue // decoded into an interface value; checked by resolve
 		}
-		unknown = append(unknown, k.String())
+		if !slices.Contains(unknown, k.String()) {
+			unknown = append(unknown, k.String())
+		}
 	}
 	if len(unknown) > 0 {
 		sort.Strings(unknown)
@@ -471,4 +488,124 @@ func fmtDur(s float64) string {
 		return "?"
 	}
 	return (time.Duration(s) * time.Second).Round(time.Second).String()
+}
+
+// checkTables checks the keys and value types of the [smc], [variants.*]
+// and [sweep] tables exactly, naming the table and key of any problem
+// (their values are merged and decoded later, where a message could not
+// point at the right table). A run's seed is the sweep's seed plus its
+// repeat, so seed may not be set or swept here.
+func (sc *SweepConfig) checkTables() error {
+	check := func(path string, m map[string]any, lists bool) error {
+		keys := make([]string, 0, len(m))
+		for k := range m {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		for _, k := range keys {
+			v := m[k]
+			switch {
+			case k == "seed":
+				return fmt.Errorf("%s.seed: a run's seed is the sweep's seed plus its repeat; set the top-level seed (and repeats) instead", path)
+			case lists && k == "variant":
+				continue
+			case !smcKeyKnown(k):
+				hint := ""
+				if lists && strings.EqualFold(strings.TrimSuffix(k, "s"), "variant") {
+					hint = " (did you mean variant?)"
+				}
+				return fmt.Errorf("unknown key %s.%s%s", path, k, hint)
+			}
+			if !lists {
+				if err := checkSMCValue(path+"."+k, k, v); err != nil {
+					return err
+				}
+				continue
+			}
+			vs, ok := v.([]any)
+			if !ok {
+				return fmt.Errorf("%s.%s: want a list of values, got %v", path, k, v)
+			}
+			for i, x := range vs {
+				if err := checkSMCValue(fmt.Sprintf("%s.%s[%d]", path, k, i), k, x); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	}
+	if err := check("smc", sc.SMC, false); err != nil {
+		return err
+	}
+	for _, name := range sortedNames(sc.Variants) {
+		if err := check("variants."+name, sc.Variants[name], false); err != nil {
+			return err
+		}
+	}
+	switch sw := sc.Sweep.(type) {
+	case map[string]any:
+		return check("sweep", sw, true)
+	case []map[string]any:
+		for i, t := range sw {
+			if err := check(fmt.Sprintf("sweep[%d]", i), t, true); err != nil {
+				return err
+			}
+		}
+	case []any:
+		for i, t := range sw {
+			if m, ok := t.(map[string]any); ok {
+				if err := check(fmt.Sprintf("sweep[%d]", i), m, true); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	return nil
+}
+
+// checkSMCValue checks that a TOML value fits the type of [smc] key k.
+func checkSMCValue(path, k string, v any) error {
+	f, _ := fieldByTag(reflect.TypeFor[SMCConfig](), k)
+	want := ""
+	switch f.Type.Kind() {
+	case reflect.Int:
+		if _, ok := v.(int64); !ok {
+			want = "an integer"
+		}
+	case reflect.Uint64:
+		if n, ok := v.(int64); !ok || n < 0 {
+			want = "a non-negative integer"
+		}
+	case reflect.Float64:
+		switch v.(type) {
+		case float64, int64:
+		default:
+			want = "a number"
+		}
+	case reflect.String:
+		if _, ok := v.(string); !ok {
+			want = "a string"
+		}
+	case reflect.Bool:
+		if _, ok := v.(bool); !ok {
+			want = "true or false"
+		}
+	case reflect.Slice:
+		xs, ok := v.([]any)
+		if !ok {
+			want = "a list of numbers"
+			break
+		}
+		for _, x := range xs {
+			switch x.(type) {
+			case float64, int64:
+			default:
+				want = "a list of numbers"
+			}
+		}
+	}
+	if want != "" {
+		return fmt.Errorf("%s = %#v: want %s", path, v, want)
+	}
+	return nil
 }

@@ -66,18 +66,30 @@ method = "bon"
 func TestParseSweepErrors(t *testing.T) {
 	base := tinyBase(t, t.TempDir())
 	cases := []struct{ extra, want string }{
-		{"[sweep]\nvariant = [\"LOP\"]\nphy = [1, 2]\n", "unknown setting smc.phy"},
+		{"[sweep]\nvariant = [\"LOP\"]\nphy = [1, 2]\n", "unknown key sweep.phy"},
+		{"[sweep]\nvariants = [\"LOP\"]\n", "unknown key sweep.variants (did you mean variant?)"}, // not "variants are defined but not swept"
+		{"[sweep]\nvariant = [\"LOP\"]\nParticles = [8]\n", "unknown key sweep.Particles"},          // keys are case-sensitive
+		{"[sweep]\nvariant = [\"LOP\"]\nseed = [1, 2]\n", "sweep.seed: a run's seed is the sweep's seed plus its repeat"},
+		{"[sweep]\nvariant = [\"LOP\"]\nphi = [2, \"ten\"]\n", `sweep.phi[1] = "ten": want an integer`},
+		{"[sweep]\nvariant = [\"LOP\"]\n", ""}, // (the base case parses; see below)
 		{"[sweep]\nvariant = []\n", "sweep.variant is an empty list"},
 		{"[sweep]\nvariant = [\"LOP\"]\nphi = []\n", "sweep.phi is an empty list"},
 		{"[sweep]\nvariant = [\"XYZ\"]\n", `unknown variant "XYZ"`},
 		{"[sweep]\nphi = [1]\n", "variants are defined but not swept"},
 		{"[sweep]\nvariant = [\"RP\"]\nphi = [0]\n", "smc.phi = 0"},
 		{"[sweep]\nvariant = [\"RP\"]\nphi = 3\n", "sweep.phi: want a list"},
-		{"colour = 1\n[sweep]\nvariant = [\"RP\"]\n", "variants.BoN: unknown setting smc.colour"}, // unswept variants are checked too
+		{"colour = 1\n[sweep]\nvariant = [\"RP\"]\n", "unknown key variants.BoN.colour"}, // unswept variants are checked too
+		{"phi = \"ten\"\n[sweep]\nvariant = [\"RP\"]\n", `variants.BoN.phi = "ten": want an integer`},
 		{"[sweep]\nvariant = [\"LOP\"]\ntwist = [\"mc\"]\n", "lop"},
 	}
 	for _, c := range cases {
 		_, err := ParseSweep("x.toml", []byte(tinySweep(base, c.extra)))
+		if c.want == "" {
+			if err != nil {
+				t.Errorf("%q: %v", c.extra, err)
+			}
+			continue
+		}
 		if err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%q: error %v, want it to mention %q", c.extra, err, c.want)
 		}

@@ -6,9 +6,12 @@ package atomicfile
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 )
 
 // Write creates the parent directories of path, calls fill with a buffered
@@ -25,7 +28,7 @@ func Write(path string, fill func(w *bufio.Writer) error) (err error) {
 	}
 	tmp := f.Name()
 	defer func() {
-		if err != nil {
+		if err != nil && tmp != "" {
 			f.Close()
 			os.Remove(tmp)
 		}
@@ -36,6 +39,11 @@ func Write(path string, fill func(w *bufio.Writer) error) (err error) {
 	}
 	if err := w.Flush(); err != nil {
 		return fmt.Errorf("atomicfile: write %s: %w", path, err)
+	}
+	if h := crashHook; h != nil && h(path) {
+		f.Close()
+		tmp = "" // a killed process leaves its temporary file behind
+		return fmt.Errorf("atomicfile: %s: %w", path, ErrCrashed)
 	}
 	if err := f.Sync(); err != nil {
 		return fmt.Errorf("atomicfile: sync %s: %w", path, err)
@@ -56,4 +64,49 @@ func Write(path string, fill func(w *bufio.Writer) error) (err error) {
 		d.Close()
 	}
 	return nil
+}
+
+// ErrCrashed is returned by a write that a crash hook stopped.
+var ErrCrashed = errors.New("simulated crash before rename")
+
+// crashHook, when set, is asked before each rename whether to simulate a
+// kill there: the write stops with ErrCrashed and leaves its temporary
+// file, as a killed process would.
+var crashHook func(path string) bool
+
+// SetCrashHook installs a kill-injection hook for tests (nil removes it)
+// and returns a function that restores the previous one. It is not safe
+// to change the hook while writes run.
+func SetCrashHook(h func(path string) bool) (restore func()) {
+	old := crashHook
+	crashHook = h
+	return func() { crashHook = old }
+}
+
+// IsTemp reports whether a file name is one of Write's temporary files
+// (".<name>.tmp-<random>").
+func IsTemp(name string) bool {
+	return strings.HasPrefix(name, ".") && strings.Contains(name, ".tmp-")
+}
+
+// CleanTemps removes the temporary files that killed writes left in dir
+// (not recursively) and returns how many it removed.
+func CleanTemps(dir string) (int, error) {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return 0, nil
+		}
+		return 0, fmt.Errorf("atomicfile: %w", err)
+	}
+	n := 0
+	for _, e := range ents {
+		if !e.IsDir() && IsTemp(e.Name()) {
+			if err := os.Remove(filepath.Join(dir, e.Name())); err != nil {
+				return n, fmt.Errorf("atomicfile: %w", err)
+			}
+			n++
+		}
+	}
+	return n, nil
 }
