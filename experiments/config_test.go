@@ -53,7 +53,7 @@ func TestBadConfigsNameTheKey(t *testing.T) {
 		{"[model]\narch = \"rnn\"\n", "model.arch"},
 		{"[model]\nactivation = \"tanh\"\n", "model.activation"},
 		{"[sample]\nn = 0\n", "sample.n"},
-		{"[train\nsteps = 1\n", "line 2"}, // malformed TOML
+		{"[train\nsteps = 1\n", "line 2"},                                         // malformed TOML
 		{"[smc]\nParticles = 128\n", "unknown key smc.Particles"},                 // keys are case-sensitive
 		{"[smc]\nparticles = 64\nParticles = 128\n", "unknown key smc.Particles"}, // (once both were accepted, and the winner varied)
 		{"[Train]\nsteps = 5\n", "unknown key Train"},

@@ -68,7 +68,7 @@ func TestParseSweepErrors(t *testing.T) {
 	cases := []struct{ extra, want string }{
 		{"[sweep]\nvariant = [\"LOP\"]\nphy = [1, 2]\n", "unknown key sweep.phy"},
 		{"[sweep]\nvariants = [\"LOP\"]\n", "unknown key sweep.variants (did you mean variant?)"}, // not "variants are defined but not swept"
-		{"[sweep]\nvariant = [\"LOP\"]\nParticles = [8]\n", "unknown key sweep.Particles"},          // keys are case-sensitive
+		{"[sweep]\nvariant = [\"LOP\"]\nParticles = [8]\n", "unknown key sweep.Particles"},        // keys are case-sensitive
 		{"[sweep]\nvariant = [\"LOP\"]\nseed = [1, 2]\n", "sweep.seed: a run's seed is the sweep's seed plus its repeat"},
 		{"[sweep]\nvariant = [\"LOP\"]\nphi = [2, \"ten\"]\n", `sweep.phi[1] = "ten": want an integer`},
 		{"[sweep]\nvariant = [\"LOP\"]\n", ""}, // (the base case parses; see below)
