@@ -1,9 +1,14 @@
 package experiments
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
+	"os"
+	"strings"
 
 	"github.com/ddsmc/ddsmc/diffusion"
 	"github.com/ddsmc/ddsmc/experiments/task"
@@ -13,13 +18,14 @@ import (
 )
 
 // loadModel reads a denoiser checkpoint and checks its shape against the
-// task's; what names the checkpoint's role in messages.
+// task's; what names the checkpoint's role in messages. Only regular files
+// are read (a FIFO would block forever).
 func loadModel(path, what string, tk task.Task, hint string) (*graph.Model, map[string]string, error) {
+	if err := regularFile(path, what, hint); err != nil {
+		return nil, nil, err
+	}
 	m, meta, err := graph.Load(path)
 	if err != nil {
-		if errors.Is(err, fs.ErrNotExist) {
-			return nil, nil, fmt.Errorf("experiments: no %s at %s: %s", what, path, hint)
-		}
 		return nil, nil, err
 	}
 	if L, V, L0, V0 := shapes(m, tk); L != L0 || V != V0 {
@@ -28,9 +34,74 @@ func loadModel(path, what string, tk task.Task, hint string) (*graph.Model, map[
 	return m, meta, nil
 }
 
-// loadDenoiser reads the trained checkpoint of cfg and checks its shape.
+// regularFile checks that path is a regular file.
+func regularFile(path, what, hint string) error {
+	st, err := os.Stat(path)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return fmt.Errorf("experiments: no %s at %s: %s", what, path, hint)
+	case err != nil:
+		return fmt.Errorf("experiments: %s: %w", what, err)
+	case !st.Mode().IsRegular():
+		return fmt.Errorf("experiments: %s %s is not a regular file (%s)", what, path, st.Mode().Type())
+	}
+	return nil
+}
+
+// loadDenoiser reads the trained checkpoint of cfg and checks that it is
+// the config's model: trained on the config's task, with the config's
+// [model] architecture (a mismatch names both).
 func loadDenoiser(cfg Config) (*graph.Model, map[string]string, error) {
-	return loadModel(cfg.CheckpointPath(), "trained denoiser", cfg.Task, "run `ddsmc train "+cfg.Source+"` first")
+	path := cfg.CheckpointPath()
+	m, meta, err := loadModel(path, "trained denoiser", cfg.Task, "run `ddsmc train "+cfg.Source+"` first")
+	if err != nil {
+		return nil, nil, err
+	}
+	if d, ok := meta["data"]; ok && d != cfg.Data.Name {
+		return nil, nil, fmt.Errorf("experiments: checkpoint %s was trained on task %s, but the config's data.name is %s: use the config it was trained with, or another out", path, d, cfg.Data.Name)
+	}
+	if diff := modelDiff(cfg.Model, m.Cfg); diff != "" {
+		return nil, nil, fmt.Errorf("experiments: checkpoint %s does not match the config's [model]: %s (the config must describe the checkpoint; retrain, or fix [model])", path, diff)
+	}
+	return m, meta, nil
+}
+
+// modelDiff lists the architecture keys on which a config's [model] and a
+// checkpoint's differ ("" if none); the initialisation seed is not
+// compared (it does not describe a trained model).
+func modelDiff(want, got graph.Config) string {
+	var d []string
+	add := func(key string, a, b any) {
+		if a != b {
+			d = append(d, fmt.Sprintf("model.%s = %v in the config, %v in the checkpoint", key, a, b))
+		}
+	}
+	add("arch", want.Arch, got.Arch)
+	add("embed", want.Embed, got.Embed)
+	add("hidden", want.Hidden, got.Hidden)
+	add("layers", want.Layers, got.Layers)
+	if want.Arch == "transformer" {
+		add("heads", want.Heads, got.Heads)
+	}
+	add("time_dim", want.TimeDim, got.TimeDim)
+	add("activation", want.Act, got.Act)
+	add("dtype", want.DType, got.DType)
+	add("lora_rank", want.LoRARank, got.LoRARank)
+	return strings.Join(d, "; ")
+}
+
+// fileSHA256 returns the hex SHA-256 of a file.
+func fileSHA256(path string) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", fmt.Errorf("experiments: %w", err)
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return "", fmt.Errorf("experiments: %s: %w", path, err)
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
 // workerClones returns n copies of m for n workers (m itself first), as
@@ -56,6 +127,19 @@ func workerClones(m *graph.Model, n int) ([]*graph.Model, []diffusion.Denoiser, 
 // product), the task's reward, the twist (with, for the gradient twist,
 // the Gorgonia look-ahead), the proposal and the resampler.
 func BuildSampler(cfg Config, m *graph.Model) (*smc.Sampler, smc.Target, error) {
+	s, tg, _, err := buildSampler(cfg, m)
+	return s, tg, err
+}
+
+// buildSampler is BuildSampler that also returns the SHA-256 of every
+// further checkpoint it loaded (path → hash).
+func buildSampler(cfg Config, m *graph.Model) (*smc.Sampler, smc.Target, map[string]string, error) {
+	models := map[string]string{}
+	s, tg, err := buildInto(cfg, m, models)
+	return s, tg, models, err
+}
+
+func buildInto(cfg Config, m *graph.Model, shas map[string]string) (*smc.Sampler, smc.Target, error) {
 	sc := cfg.SMC
 	tk := cfg.Task
 	k, grid, err := cfg.Kernel()
@@ -76,6 +160,9 @@ func BuildSampler(cfg Config, m *graph.Model) (*smc.Sampler, smc.Target, error) 
 	}
 	var base smc.Base = rev
 	if sc.Target == "product" {
+		if shas[sc.SecondModel], err = fileSHA256(sc.SecondModel); err != nil {
+			return nil, smc.Target{}, err
+		}
 		m2, _, err := loadModel(sc.SecondModel, "smc.second_model checkpoint", tk, "train it, or fix the path")
 		if err != nil {
 			return nil, smc.Target{}, err
@@ -127,6 +214,12 @@ func BuildSampler(cfg Config, m *graph.Model) (*smc.Sampler, smc.Target, error) 
 		path := sc.ProposalCkpt
 		if path == "" {
 			path = cfg.ProposalCheckpointPath()
+		}
+		if err := regularFile(path, "proposal checkpoint", "train one with ddsmc train-proposal "+cfg.Source); err != nil {
+			return nil, smc.Target{}, err
+		}
+		if shas[path], err = fileSHA256(path); err != nil {
+			return nil, smc.Target{}, err
 		}
 		qm, _, err := LoadProposal(path)
 		if err != nil {

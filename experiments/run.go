@@ -1,15 +1,18 @@
 package experiments
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"math"
 	"math/rand/v2"
+	"os"
 	"path/filepath"
 	"sync"
 
 	"github.com/ddsmc/ddsmc/experiments/task"
 	"github.com/ddsmc/ddsmc/graph"
+	"github.com/ddsmc/ddsmc/internal/atomicfile"
 	"github.com/ddsmc/ddsmc/smc"
 )
 
@@ -20,6 +23,9 @@ type Env struct {
 	Cfg   Config
 	Model *graph.Model
 	Eval  task.Evaluator
+	// ModelSHA is the SHA-256 of the denoiser checkpoint, taken when it
+	// was loaded.
+	ModelSHA string
 
 	mu     sync.Mutex
 	reward smc.Reward
@@ -40,6 +46,10 @@ func OpenEnv(cfg Config, autoTrain bool, log io.Writer) (*Env, error) {
 			return nil, err
 		}
 	}
+	sha, err := fileSHA256(cfg.CheckpointPath())
+	if err != nil && exists(cfg.CheckpointPath()) {
+		return nil, err
+	}
 	m, _, err := loadDenoiser(cfg)
 	if err != nil {
 		return nil, err
@@ -56,12 +66,15 @@ func OpenEnv(cfg Config, autoTrain bool, log io.Writer) (*Env, error) {
 	if err != nil {
 		return nil, notPrepared(cfg, err)
 	}
-	return &Env{Cfg: cfg, Model: m, Eval: ev, reward: r}, nil
+	return &Env{Cfg: cfg, Model: m, Eval: ev, reward: r, ModelSHA: sha}, nil
 }
 
 // RunSpec is one run to perform: its [smc] setting, seed and directory,
 // and (in sweeps) its point, repeat and settings.
 type RunSpec struct {
+	// Title, if set, draws the outputs with the task's renderer into
+	// samples.png, titled with it.
+	Title    string
 	SMC      SMCConfig
 	Seed     uint64
 	Dir      string
@@ -80,6 +93,7 @@ type RunSpec struct {
 type SamplerCache struct {
 	point int
 	s     *smc.Sampler
+	shas  map[string]string // checkpoints the sampler loaded
 }
 
 // NewSamplerCache returns an empty cache.
@@ -98,7 +112,22 @@ type Result struct {
 // samples.csv, trace.csv, trace.jsonl and record.json (last: its presence
 // marks the run done). The method "target" draws from the task's exact
 // target instead (task.Exact). cache may be nil.
-func (e *Env) RunPoint(r RunSpec, cache *SamplerCache) (*Result, error) {
+func (e *Env) RunPoint(r RunSpec, cache *SamplerCache) (res *Result, err error) {
+	if err := recoverDir(r.Dir); err != nil {
+		return nil, err
+	}
+	if err := replaceableRun(r.Dir); err != nil {
+		return nil, err
+	}
+	stage, err := stageDir(r.Dir)
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		if err != nil && !errors.Is(err, atomicfile.ErrCrashed) { // a kill would leave it; recoverDir removes it
+			os.RemoveAll(stage)
+		}
+	}()
 	cfg := e.Cfg
 	cfg.SMC = r.SMC
 	cfg.SMC.Seed, cfg.SMC.Dir = r.Seed, r.Dir
@@ -107,10 +136,10 @@ func (e *Env) RunPoint(r RunSpec, cache *SamplerCache) (*Result, error) {
 	L, _ := tk.Shape()
 	nan := math.NaN()
 	metrics := map[string]float64{"ess_min": nan, "ess_mean": nan, "resamples": nan, "log_z": nan, "wall_s": 0}
-	out := task.Outputs{L: L, Alpha: sc.Alpha, LogZ: nan, Dir: r.Dir}
-	res := &Result{}
+	out := task.Outputs{L: L, Alpha: sc.Alpha, LogZ: nan, Dir: stage}
+	res = &Result{}
 	info := &RunInfo{Task: tk.Name(), Method: sc.Method, Target: sc.Target, N: sc.Particles, Alpha: sc.Alpha,
-		Workers: sc.Workers, BLAS: graph.BLAS(), Model: cfg.CheckpointPath()}
+		Workers: sc.Workers, BLAS: graph.BLAS(), Model: cfg.CheckpointPath(), Models: map[string]string{cfg.CheckpointPath(): e.ModelSHA}}
 	if sc.Method == "target" {
 		ex, ok := tk.(task.Exact)
 		if !ok {
@@ -123,19 +152,23 @@ func (e *Env) RunPoint(r RunSpec, cache *SamplerCache) (*Result, error) {
 		out.Samples = x
 	} else {
 		var s *smc.Sampler
+		var shas map[string]string
 		if cache != nil && cache.s != nil && cache.point == r.Point {
-			s = cache.s
+			s, shas = cache.s, cache.shas
 		} else {
 			m, err := e.Model.Clone()
 			if err != nil {
 				return nil, err
 			}
-			if s, _, err = BuildSampler(cfg, m); err != nil {
+			if s, _, shas, err = buildSampler(cfg, m); err != nil {
 				return nil, err
 			}
 			if cache != nil {
-				cache.point, cache.s = r.Point, s
+				cache.point, cache.s, cache.shas = r.Point, s, shas
 			}
+		}
+		for p, h := range shas {
+			info.Models[p] = h
 		}
 		sr, err := s.Run(rand.New(rand.NewPCG(r.Seed, 5)))
 		if err != nil {
@@ -165,9 +198,18 @@ func (e *Env) RunPoint(r RunSpec, cache *SamplerCache) (*Result, error) {
 	if res.SMC != nil {
 		trace = res.SMC.Trace
 	}
-	if err := writeRun(r.Dir, rec, out.Samples, L, trace); err != nil {
+	if err := writeRun(stage, rec, out.Samples, L, trace); err != nil {
 		return nil, err
 	}
+	if r.Title != "" {
+		if err := tk.Render(filepath.Join(stage, "samples.png"), []task.Panel{{Title: r.Title, Out: out, Metrics: metrics}}); err != nil {
+			return nil, err
+		}
+	}
+	if err := commitDir(stage, r.Dir); err != nil {
+		return nil, err
+	}
+	out.Dir = r.Dir
 	res.Record, res.Outputs = rec, out
 	return res, nil
 }
@@ -211,14 +253,6 @@ func RunSMC(cfg Config, log io.Writer) (*Result, error) {
 	sc := cfg.SMC
 	fmt.Fprintf(log, "smc %s: task %s, method %s, proposal %s, twist %s, N=%d, T=%d, alpha=%v, %s resampling (%s), %d workers, BLAS %s\n",
 		cfg.Name, cfg.Task.Name(), sc.Method, sc.Proposal, sc.Twist, sc.Particles, cfg.Diffusion.Steps, sc.Alpha, sc.Resampler, sc.Trigger, sc.Workers, graph.BLAS())
-	dir := cfg.OutDir()
-	res, err := env.RunPoint(RunSpec{SMC: sc, Seed: sc.Seed, Dir: dir}, nil)
-	if err != nil {
-		return nil, err
-	}
 	title := fmt.Sprintf("%s: %s/%s, N=%d", cfg.Name, sc.Method, sc.Proposal, sc.Particles)
-	if err := cfg.Task.Render(filepath.Join(dir, "samples.png"), []task.Panel{{Title: title, Out: res.Outputs, Metrics: res.Record.Metrics}}); err != nil {
-		return nil, err
-	}
-	return res, nil
+	return env.RunPoint(RunSpec{SMC: sc, Seed: sc.Seed, Dir: cfg.OutDir(), Title: title}, nil)
 }

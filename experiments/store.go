@@ -52,7 +52,10 @@ type RunInfo struct {
 	Alpha     float64 `json:"alpha"`
 	Workers   int     `json:"workers"`
 	BLAS      string  `json:"blas"`
-	Model     string  `json:"model"` // checkpoint path
+	Model     string  `json:"model"` // denoiser checkpoint path
+	// Models holds the SHA-256 of every checkpoint the run used (the
+	// denoiser, a learned proposal, a product target's second model).
+	Models map[string]string `json:"models,omitempty"`
 }
 
 // MarshalJSON writes non-finite metrics as the strings "NaN", "+Inf" and
@@ -277,7 +280,11 @@ type sweepMeta struct {
 	Repeats     int      `json:"repeats"`
 	Seed        uint64   `json:"seed"`
 	Checkpoint  string   `json:"checkpoint"`
-	Created     string   `json:"created"`
+	// Models holds the SHA-256 of the checkpoints the plan uses (path →
+	// hash), taken when the sweep was planned; a resumed sweep refuses a
+	// checkpoint that has changed since.
+	Models  map[string]string `json:"models,omitempty"`
+	Created string            `json:"created"`
 }
 
 // readSweepMeta reads dir/sweep.json.
@@ -394,4 +401,134 @@ func describe(s map[string]string) string {
 		parts[i] = k + "=" + s[k]
 	}
 	return strings.Join(parts, " ")
+}
+
+// A run's files appear together or not at all: RunPoint writes them into
+// a staging directory beside the run's (".<name>.tmp-*") and moves it into
+// place when everything is written, moving an older run of the same name
+// aside (".<name>.old-*") first and deleting it after. recoverDir undoes
+// what a kill between those steps leaves.
+
+// stageDir creates a fresh staging directory beside dir.
+func stageDir(dir string) (string, error) {
+	parent := filepath.Dir(dir)
+	if err := os.MkdirAll(parent, 0o755); err != nil {
+		return "", fmt.Errorf("experiments: %w", err)
+	}
+	tmp, err := os.MkdirTemp(parent, "."+filepath.Base(dir)+".tmp-*")
+	if err != nil {
+		return "", fmt.Errorf("experiments: %w", err)
+	}
+	return tmp, nil
+}
+
+// commitDir moves the finished staging directory tmp to dir, replacing
+// what dir held.
+func commitDir(tmp, dir string) error {
+	if !exists(dir) {
+		if err := os.Rename(tmp, dir); err != nil {
+			return fmt.Errorf("experiments: %w", err)
+		}
+		return nil
+	}
+	old, err := os.MkdirTemp(filepath.Dir(dir), "."+filepath.Base(dir)+".old-*")
+	if err != nil {
+		return fmt.Errorf("experiments: %w", err)
+	}
+	if err := os.Remove(old); err != nil { // only the unique name is wanted
+		return fmt.Errorf("experiments: %w", err)
+	}
+	if err := os.Rename(dir, old); err != nil {
+		return fmt.Errorf("experiments: %w", err)
+	}
+	if err := os.Rename(tmp, dir); err != nil {
+		os.Rename(old, dir) // put the old run back
+		return fmt.Errorf("experiments: %w", err)
+	}
+	return os.RemoveAll(old)
+}
+
+// recoverDir cleans the staging siblings of dir: a staging directory is
+// an unfinished run (removed); a moved-aside run is put back if dir is
+// missing (a kill between commitDir's renames), and removed otherwise.
+func recoverDir(dir string) error {
+	parent, base := filepath.Dir(dir), filepath.Base(dir)
+	ents, err := os.ReadDir(parent)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("experiments: %w", err)
+	}
+	for _, e := range ents {
+		name := e.Name()
+		p := filepath.Join(parent, name)
+		switch {
+		case strings.HasPrefix(name, "."+base+".tmp-"):
+			if err := os.RemoveAll(p); err != nil {
+				return fmt.Errorf("experiments: %w", err)
+			}
+		case strings.HasPrefix(name, "."+base+".old-"):
+			if !exists(dir) {
+				if err := os.Rename(p, dir); err != nil {
+					return fmt.Errorf("experiments: %w", err)
+				}
+			} else if err := os.RemoveAll(p); err != nil {
+				return fmt.Errorf("experiments: %w", err)
+			}
+		}
+	}
+	return nil
+}
+
+// recoverRuns applies recoverDir to every run directory under runs.
+func recoverRuns(runs string) error {
+	ents, err := os.ReadDir(runs)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("experiments: %w", err)
+	}
+	seen := map[string]bool{}
+	for _, e := range ents {
+		name := e.Name()
+		if !strings.HasPrefix(name, ".") {
+			continue
+		}
+		base := strings.TrimPrefix(name, ".")
+		if i := strings.Index(base, ".tmp-"); i >= 0 {
+			base = base[:i]
+		} else if i := strings.Index(base, ".old-"); i >= 0 {
+			base = base[:i]
+		} else {
+			continue
+		}
+		if !seen[base] {
+			seen[base] = true
+			if err := recoverDir(filepath.Join(runs, base)); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// replaceableRun refuses to replace a directory that is not a run's: one
+// holding subdirectories or checkpoints (a model's or a sweep's directory,
+// say, given as smc.dir by mistake).
+func replaceableRun(dir string) error {
+	ents, err := os.ReadDir(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("experiments: %w", err)
+	}
+	for _, e := range ents {
+		if e.IsDir() || strings.HasSuffix(e.Name(), ".ckpt") {
+			return fmt.Errorf("experiments: %s holds %s, so it is not a run directory and will not be replaced by one: choose a new or empty directory", dir, e.Name())
+		}
+	}
+	return nil
 }

@@ -376,9 +376,10 @@ func RunSweep(sc *SweepConfig, raw []byte, dir string, log io.Writer) ([]Record,
 	}
 	pts, _ := sc.Points()
 	metaPath := filepath.Join(dir, "sweep.json")
+	var old *sweepMeta
 	if b, err := os.ReadFile(metaPath); err == nil {
-		var old sweepMeta
-		if err := json.Unmarshal(b, &old); err != nil {
+		old = &sweepMeta{}
+		if err := json.Unmarshal(b, old); err != nil {
 			return nil, fmt.Errorf("experiments: %s is not a sweep record: %w", metaPath, err)
 		}
 		if old.Fingerprint != fp {
@@ -386,8 +387,11 @@ func RunSweep(sc *SweepConfig, raw []byte, dir string, log io.Writer) ([]Record,
 		}
 	} else if !errors.Is(err, fs.ErrNotExist) {
 		return nil, err
-	} else if entries, err := os.ReadDir(dir); err == nil && len(entries) > 0 {
-		return nil, fmt.Errorf("experiments: %s is not empty and holds no sweep.json: refusing to mix results", dir)
+	} else if err := planless(dir); err != nil {
+		return nil, err
+	}
+	if err := cleanSweepDir(dir, len(pts), sc.Repeats); err != nil {
+		return nil, err
 	}
 	env, err := OpenEnv(sc.base, sc.AutoTrain, log)
 	if err != nil {
@@ -396,14 +400,34 @@ func RunSweep(sc *SweepConfig, raw []byte, dir string, log io.Writer) ([]Record,
 		}
 		return nil, err
 	}
+	models, err := sc.planModels(env)
+	if err != nil {
+		return nil, err
+	}
+	if old != nil {
+		for path, h := range old.Models {
+			if now := models[path]; now != h {
+				if now == "" {
+					now = "missing or unreadable"
+				}
+				return nil, fmt.Errorf("experiments: checkpoint %s has changed since sweep %s was planned in %s (planned SHA-256 %.16s…, now %.16s…): resuming would mix two models in one table; restore it, or run into another -out", path, sc.Name, dir, h, now)
+			}
+		}
+	}
 	metrics := resultColumns(sc.base.Task)
 	meta := sweepMeta{Name: sc.Name, Data: sc.base.Task.Name(), Fingerprint: fp, Commit: gitCommit(), Columns: sc.Columns(), Metrics: metrics,
-		Points: pts, Repeats: sc.Repeats, Seed: sc.Seed, Checkpoint: sc.base.CheckpointPath(), Created: time.Now().UTC().Format(time.RFC3339)}
-	if _, err := os.Stat(metaPath); errors.Is(err, fs.ErrNotExist) {
-		if err := writeJSON(metaPath, meta); err != nil {
+		Points: pts, Repeats: sc.Repeats, Seed: sc.Seed, Checkpoint: sc.base.CheckpointPath(), Models: models, Created: time.Now().UTC().Format(time.RFC3339)}
+	// The file as given first, then the plan, whose presence marks the
+	// directory as this sweep's: a kill between the two leaves a directory
+	// that planless accepts.
+	tomlPath := filepath.Join(dir, "sweep.toml")
+	if raw != nil && !exists(tomlPath) {
+		if err := atomicfile.Write(tomlPath, func(w *bufio.Writer) error { _, err := w.Write(raw); return err }); err != nil {
 			return nil, err
 		}
-		if err := atomicfile.Write(filepath.Join(dir, "sweep.toml"), func(w *bufio.Writer) error { _, err := w.Write(raw); return err }); err != nil {
+	}
+	if old == nil {
+		if err := writeJSON(metaPath, meta); err != nil {
 			return nil, err
 		}
 	}
@@ -608,4 +632,64 @@ func checkSMCValue(path, k string, v any) error {
 		return fmt.Errorf("%s = %#v: want %s", path, v, want)
 	}
 	return nil
+}
+
+// planless accepts a directory without sweep.json only if it is empty or
+// holds nothing but what a sweep killed before its plan was written leaves
+// behind (sweep.toml and temporary files).
+func planless(dir string) error {
+	ents, err := os.ReadDir(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("experiments: %w", err)
+	}
+	for _, e := range ents {
+		if e.Name() != "sweep.toml" && !atomicfile.IsTemp(e.Name()) {
+			return fmt.Errorf("experiments: %s is not empty and holds no sweep.json (it has %s): refusing to mix results", dir, e.Name())
+		}
+	}
+	return nil
+}
+
+// cleanSweepDir removes what killed writes left in a sweep directory:
+// temporary files of the plan and results, and of every run directory.
+func cleanSweepDir(dir string, points, repeats int) error {
+	if _, err := atomicfile.CleanTemps(dir); err != nil {
+		return err
+	}
+	return recoverRuns(filepath.Join(dir, "runs"))
+}
+
+// planModels returns the SHA-256 of the checkpoints the sweep uses: the
+// denoiser, and the learned proposals and second models its points name
+// (those that exist when the sweep is planned).
+func (sc *SweepConfig) planModels(env *Env) (map[string]string, error) {
+	models := map[string]string{sc.base.CheckpointPath(): env.ModelSHA}
+	pts, _ := sc.Points()
+	for _, pt := range pts {
+		var paths []string
+		if pt.SMC.Proposal == "learned" {
+			p := pt.SMC.ProposalCkpt
+			if p == "" {
+				p = sc.base.ProposalCheckpointPath()
+			}
+			paths = append(paths, p)
+		}
+		if pt.SMC.Target == "product" {
+			paths = append(paths, pt.SMC.SecondModel)
+		}
+		for _, p := range paths {
+			if _, ok := models[p]; ok || !exists(p) {
+				continue
+			}
+			h, err := fileSHA256(p)
+			if err != nil {
+				return nil, err
+			}
+			models[p] = h
+		}
+	}
+	return models, nil
 }
