@@ -70,7 +70,9 @@ func TestSweepSurvivesAKillAtEveryWrite(t *testing.T) {
 	}
 }
 
-func itoa(k int) string { return string(rune('0'+k/100%10)) + string(rune('0'+k/10%10)) + string(rune('0'+k%10)) }
+func itoa(k int) string {
+	return string(rune('0'+k/100%10)) + string(rune('0'+k/10%10)) + string(rune('0'+k%10))
+}
 
 // A kill between the two renames of a run's commit leaves the old run moved
 // aside and no run directory: recovery puts it back; a staging directory
