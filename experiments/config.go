@@ -235,6 +235,9 @@ func (c *Config) Validate() error {
 			return fmt.Errorf("smc.lambda_values: %w", err)
 		}
 	}
+	if c.Task != nil {
+		return c.checkSizes()
+	}
 	return nil
 }
 

@@ -141,3 +141,29 @@ func TestProductTargetConfig(t *testing.T) {
 		}
 	}
 }
+
+// Absurd sizes are errors naming the setting and a memory estimate, not
+// panics or out-of-memory kills.
+func TestAbsurdSizesAreErrors(t *testing.T) {
+	for _, c := range []struct{ toml, want string }{
+		{"[smc]\nphi = 1000000000000\n", "smc.phi: needs about"},
+		{"[smc]\nparticles = 9223372036854775807\n", "smc.particles: needs about"},
+		{"[smc]\nparticles = 1000000000000\n", "smc.particles"},
+		{"[smc]\nworkers = 100000\n", "smc.workers"},
+		{"[train]\nbatch = 1000000000000\n", "train.batch"},
+		{"[data]\ntrain_size = 1000000000000\n", "data.train_size"},
+		{"[model]\nhidden = 1000000000000\n", "model (hidden/layers/embed)"},
+		{"[model]\nlayers = 1000000000\n", "model (hidden/layers/embed)"},
+	} {
+		if _, err := Parse("t.toml", []byte(c.toml)); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%q: error %v, want one containing %q", c.toml, err, c.want)
+		}
+	}
+	// The shipped configs fit.
+	for _, n := range []string{"gmm1", "gmm2", "mnist"} {
+		b, _ := configs.Get(n)
+		if _, err := Parse(n, b); err != nil {
+			t.Errorf("%s: %v", n, err)
+		}
+	}
+}

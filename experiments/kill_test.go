@@ -105,3 +105,55 @@ func TestRecoverDirRestoresAMovedAsideRun(t *testing.T) {
 		t.Fatalf("a model directory as a run directory: %v", err)
 	}
 }
+
+// The store validates what it reads: a record.json copied from another
+// run is not taken as that run's (the sweep runs it again), a results.csv
+// listing a run twice is refused, and the figures say which runs they
+// left out.
+func TestStoreValidatesWhatItReads(t *testing.T) {
+	tmp := t.TempDir()
+	base := tinyBase(t, tmp)
+	text := strings.Replace(tinySweep(base, "[sweep]\nvariant = [\"RP\", \"BoN\"]\n"), "repeats = 2", "repeats = 1", 1)
+	sc, err := ParseSweep("s.toml", []byte(text))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(tmp, "sweep")
+	if _, err := RunSweep(sc, []byte(text), dir, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	want, _ := os.ReadFile(filepath.Join(dir, "results.csv"))
+	// Copy run 0's record over run 1's.
+	b, _ := os.ReadFile(filepath.Join(runDir(dir, 0, 0), "record.json"))
+	if err := os.WriteFile(filepath.Join(runDir(dir, 1, 0), "record.json"), b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var log bytes.Buffer
+	if _, err := RunSweep(sc, []byte(text), dir, &log); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(log.String(), "run 0001-00: record.json is of point 0") || !strings.Contains(log.String(), "1 already done") {
+		t.Fatalf("the copied record was not detected:\n%s", log.String())
+	}
+	got, _ := os.ReadFile(filepath.Join(dir, "results.csv"))
+	if !bytes.Equal(stripWall(want), stripWall(got)) {
+		t.Fatalf("results after rerunning the run with a copied record:\n%s\n---\n%s", want, got)
+	}
+	// Missing samples are reported, not silently dropped.
+	if err := os.Remove(filepath.Join(runDir(dir, 1, 0), "samples.csv")); err != nil {
+		t.Fatal(err)
+	}
+	_, notes, err := PlotSweepNotes(dir)
+	if err != nil || len(notes) != 1 || !strings.Contains(notes[0], "0001-00") || !strings.Contains(notes[0], "samples.csv") {
+		t.Fatalf("notes %q, %v", notes, err)
+	}
+	// A duplicated row.
+	lines := strings.SplitAfter(string(got), "\n")
+	dup := strings.Join(append(lines[:2], lines[1:]...), "")
+	if err := os.WriteFile(filepath.Join(dir, "results.csv"), []byte(dup), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := SummaryTable(dir, false); err == nil || !strings.Contains(err.Error(), "twice") {
+		t.Fatalf("duplicated row: %v", err)
+	}
+}

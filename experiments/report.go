@@ -114,6 +114,19 @@ func loadSweep(dir string) (sweepMeta, task.Task, []*group, error) {
 // DIR/results.csv, DIR/sweep.json and the runs' traces and samples, and
 // returns the PNG paths. It recomputes nothing.
 func PlotSweep(dir string) ([]string, error) {
+	figs, _, err := PlotSweepNotes(dir)
+	return figs, err
+}
+
+// PlotSweepNotes is PlotSweep that also says what it left out of the
+// figures: runs whose record, trace or samples are missing or belong to
+// another run.
+func PlotSweepNotes(dir string) (figs, notes []string, err error) {
+	figs, err = plotSweep(dir, &notes)
+	return figs, notes, err
+}
+
+func plotSweep(dir string, notes *[]string) ([]string, error) {
 	meta, tk, groups, err := loadSweep(dir)
 	if err != nil {
 		return nil, err
@@ -214,18 +227,28 @@ func PlotSweep(dir string) ([]string, error) {
 		}
 		d := runDir(dir, g.point, 0)
 		name := label(g.settings, meta.Columns, "")
+		rec, err := ReadRecord(d)
+		if err == nil && g.point < len(meta.Points) {
+			err = checkRecord(rec, meta.Points[g.point], 0, meta.Seed)
+		}
+		if err != nil {
+			*notes = append(*notes, fmt.Sprintf("%s (%s): %v", runID(g.point, 0), name, err))
+			continue
+		}
 		if c, err := readTrace(filepath.Join(d, "trace.csv")); err == nil && len(curves) < 8 {
 			c.Name = name
 			curves = append(curves, c)
+		} else if err != nil && exists(filepath.Join(d, "trace.jsonl")) {
+			*notes = append(*notes, fmt.Sprintf("%s (%s): no readable trace.csv: %v", runID(g.point, 0), name, err))
 		}
 		if len(panels) >= 8 {
 			continue
 		}
 		x, l, err := readSamples(filepath.Join(d, "samples.csv"))
 		if err != nil || len(x) == 0 {
-			continue // not run yet
+			*notes = append(*notes, fmt.Sprintf("%s (%s): no readable samples.csv: %v", runID(g.point, 0), name, err))
+			continue
 		}
-		rec, _ := ReadRecord(d)
 		alpha := 1.0
 		if g.point < len(meta.Points) {
 			alpha = meta.Points[g.point].SMC.Alpha

@@ -246,11 +246,17 @@ func ReadResults(dir string, cols []string) (*Results, error) {
 		setting[c] = true
 	}
 	out := &Results{Header: rows[0]}
+	seen := map[string]bool{}
 	for _, r := range rows[1:] {
 		var p, rep int
-		if _, err := fmt.Sscanf(r[col["run"]], "%d-%d", &p, &rep); err != nil {
-			return nil, fmt.Errorf("experiments: %s/results.csv: bad run id %q", dir, r[col["run"]])
+		id := r[col["run"]]
+		if _, err := fmt.Sscanf(id, "%d-%d", &p, &rep); err != nil || id != runID(p, rep) {
+			return nil, fmt.Errorf("experiments: %s/results.csv: bad run id %q", dir, id)
 		}
+		if seen[id] {
+			return nil, fmt.Errorf("experiments: %s/results.csv lists run %s twice (edited by hand?): regenerate it with ddsmc sweep -rescore", dir, id)
+		}
+		seen[id] = true
 		row := ResultRow{Point: p, Repeat: rep, Settings: map[string]string{}, Metrics: map[string]float64{}}
 		for _, c := range cols {
 			row.Settings[c] = r[col[c]]
@@ -529,6 +535,24 @@ func replaceableRun(dir string) error {
 		if e.IsDir() || strings.HasSuffix(e.Name(), ".ckpt") {
 			return fmt.Errorf("experiments: %s holds %s, so it is not a run directory and will not be replaced by one: choose a new or empty directory", dir, e.Name())
 		}
+	}
+	return nil
+}
+
+// checkRecord checks that a record found in a run's directory is that
+// run's: its point, repeat, seed and settings (a record.json copied from
+// another run is not).
+func checkRecord(rec Record, pt Point, repeat int, seed uint64) error {
+	if rec.Point != pt.Index || rec.Repeat != repeat || rec.Seed != seed {
+		return fmt.Errorf("record.json is of point %d, repeat %d, seed %d, not of point %d, repeat %d, seed %d", rec.Point, rec.Repeat, rec.Seed, pt.Index, repeat, seed)
+	}
+	for k, v := range pt.Settings {
+		if rec.Setting[k] != v {
+			return fmt.Errorf("record.json has %s = %q, the plan %q", k, rec.Setting[k], v)
+		}
+	}
+	if len(rec.Setting) != len(pt.Settings) {
+		return fmt.Errorf("record.json has settings %v, the plan %v", rec.Setting, pt.Settings)
 	}
 	return nil
 }

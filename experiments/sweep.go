@@ -224,8 +224,18 @@ func (sc *SweepConfig) resolve() error {
 	if !usesVariant && len(sc.Variants) > 0 {
 		return fmt.Errorf("variants are defined but not swept: add sweep.variant = [%q, ...]", sortedNames(sc.Variants)[0])
 	}
-	_, err = sc.Points()
-	return err
+	pts, err := sc.Points()
+	if err != nil {
+		return err
+	}
+	L, V := sc.base.Task.Shape()
+	params := sc.base.paramsEstimate(float64(L), float64(V))
+	for _, pt := range pts {
+		if err := overLimit(sc.base.smcSizes(pt.SMC, float64(L), float64(V), params)); err != nil {
+			return fmt.Errorf("point %s: %w", describe(pt.Settings), err)
+		}
+	}
+	return nil
 }
 
 func sortedNames(m map[string]map[string]any) []string {
@@ -436,7 +446,14 @@ func RunSweep(sc *SweepConfig, raw []byte, dir string, log io.Writer) ([]Record,
 	records := map[[2]int]Record{}
 	for _, pt := range pts {
 		for r := range sc.Repeats {
-			if rec, err := ReadRecord(runDir(dir, pt.Index, r)); err == nil {
+			rec, err := ReadRecord(runDir(dir, pt.Index, r))
+			if err == nil {
+				err = checkRecord(rec, pt, r, sc.Seed+uint64(r))
+				if err != nil {
+					fmt.Fprintf(log, "run %s: %v: running it again\n", runID(pt.Index, r), err)
+				}
+			}
+			if err == nil {
 				records[[2]int{pt.Index, r}] = rec
 			} else {
 				todo = append(todo, job{pt.Index, r})

@@ -299,7 +299,7 @@ func cmdSweep(args []string, stdout, stderr io.Writer) error {
 	} else if _, err := experiments.RunSweep(sc, raw, dir, stderr); err != nil {
 		return err
 	}
-	figs, err := experiments.PlotSweep(dir)
+	figs, err := plotSweep(dir, stderr)
 	if err != nil {
 		return err
 	}
@@ -332,7 +332,7 @@ func cmdPlot(args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintln(stdout, png)
 		return nil
 	}
-	figs, err := experiments.PlotSweep(fs.Arg(0))
+	figs, err := plotSweep(fs.Arg(0), stderr)
 	if err != nil {
 		return err
 	}
@@ -366,4 +366,13 @@ func cmdDemo(args []string, stdout, stderr io.Writer) error {
 	}
 	fmt.Fprintln(stdout, "full-size tables: ddsmc sweep sweep_gmm1_compare (see notebooks.md)")
 	return nil
+}
+
+// plotSweep draws a sweep's figures and says on stderr what it left out.
+func plotSweep(dir string, stderr io.Writer) ([]string, error) {
+	figs, notes, err := experiments.PlotSweepNotes(dir)
+	for _, n := range notes {
+		fmt.Fprintf(stderr, "ddsmc: plot: skipped %s\n", n)
+	}
+	return figs, err
 }

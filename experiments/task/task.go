@@ -115,7 +115,7 @@ type Metric struct {
 // the task's own. reward_mean is the mean of the outputs' rewards, weighted
 // by the outputs' weights when they carry weights (final = "weighted").
 var CommonMetrics = []Metric{
-	{"reward_mean", "mean reward", true, true},
+	{"reward_mean", "mean reward of the outputs (weighted if final = weighted)", true, true},
 	{"reward_max", "best reward among the outputs", true, true},
 	{"ess_min", "min ESS/N", true, true},
 	{"ess_mean", "mean ESS/N", false, true},
