@@ -202,7 +202,7 @@ func (m *Model) program(B int, withGrad bool) (*compiled, error) {
 		// The pruned CompileFunction program returns corrupted logits here
 		// (their buffer is reused by the backward pass), so the gradient
 		// program runs the whole tape and reads its outputs with Read.
-		c.m = G.NewTapeMachine(ctx.G)
+		c.m = layers.TapeMachine(ctx.G)
 		cache[B] = c
 		return c, nil
 	}
@@ -214,7 +214,7 @@ func (m *Model) program(B int, withGrad bool) (*compiled, error) {
 	if err != nil {
 		return nil, fmt.Errorf("graph: compile B=%d: %w", B, err)
 	}
-	c.m = G.NewTapeMachine(ctx.G, G.WithPrecompiled(prog, locs))
+	c.m = layers.TapeMachine(ctx.G, G.WithPrecompiled(prog, locs))
 	cache[B] = c
 	return c, nil
 }

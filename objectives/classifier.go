@@ -242,7 +242,7 @@ func (c *Classifier) program(n int) (p *clfProgram, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("objectives: compile classifier for %d images: %w", n, err)
 	}
-	p.m = G.NewTapeMachine(ctx.G, G.WithPrecompiled(prog, locs))
+	p.m = layers.TapeMachine(ctx.G, G.WithPrecompiled(prog, locs))
 	c.progs[n] = p
 	return p, nil
 }
@@ -411,7 +411,7 @@ func (c *Classifier) Train(pixels []int, labels []int, epochs, batch int, lr flo
 		if err := G.Let(y, yT); err != nil {
 			return err
 		}
-		vm = G.NewTapeMachine(ctx.G, G.BindDualValues(ctx.Learnables()...))
+		vm = layers.TapeMachine(ctx.G, G.BindDualValues(ctx.Learnables()...))
 		return nil
 	}()
 	if err != nil {

@@ -384,7 +384,7 @@ func (l *LogVarLoss) buildTrain() (err error) {
 	}
 	// The whole tape runs: a pruned CompileFunction program with a gradient
 	// corrupts forward values. Outputs are captured with Read.
-	l.vm = G.NewTapeMachine(ctx.G)
+	l.vm = layers.TapeMachine(ctx.G)
 	return nil
 }
 
@@ -415,7 +415,7 @@ func (l *LogVarLoss) buildForward() (err error) {
 	if err := G.Let(sel, l.fsel); err != nil {
 		return err
 	}
-	l.fvm = G.NewTapeMachine(ctx.G)
+	l.fvm = layers.TapeMachine(ctx.G)
 	return nil
 }
 

@@ -308,7 +308,7 @@ func (la *LookAhead) build() (err error) {
 	if err != nil {
 		return fmt.Errorf("objectives: compile look-ahead: %w", err)
 	}
-	la.vm = G.NewTapeMachine(ctx.G, G.WithPrecompiled(prog, locs))
+	la.vm = layers.TapeMachine(ctx.G, G.WithPrecompiled(prog, locs))
 	return nil
 }
 

@@ -11,6 +11,7 @@ import (
 
 	"github.com/ddsmc/ddsmc/diffusion"
 	"github.com/ddsmc/ddsmc/graph"
+	"github.com/ddsmc/ddsmc/layers"
 )
 
 // TrainConfig holds the knobs of the MDLM training loop.
@@ -78,7 +79,7 @@ func NewTrainer(m *graph.Model, s diffusion.Schedule, cfg TrainConfig) (*Trainer
 		return nil, fmt.Errorf("objectives: gradient of the MDLM loss: %w", err)
 	}
 	return &Trainer{Cfg: cfg, Loss: f,
-		vm:   G.NewTapeMachine(f.Graph(), G.BindDualValues(f.Learnables()...)),
+		vm:   layers.TapeMachine(f.Graph(), G.BindDualValues(f.Learnables()...)),
 		adam: newSolver(cfg.LR, cfg.Clip),
 		rng:  rand.New(rand.NewPCG(cfg.Seed, 0x7472616e)),
 	}, nil
