@@ -42,6 +42,7 @@ Usage:
   ddsmc sweep  [flags] <sweep|name>     run a sweep (Cartesian product × repeats) into -out DIR; resumable
   ddsmc plot   <dir>                    (re)draw a sweep's figures from DIR/results.csv and its traces
   ddsmc configs                         list the built-in configs
+  ddsmc bench  [flags]                  time SMC on the PyTorch peer's workloads, one JSON line each
 
 Run 'ddsmc <command> -h' for the flags of a command.
 `
@@ -87,6 +88,8 @@ func run(args []string, stdout, stderr io.Writer) (code int) {
 		err = cmdPlot(rest, stdout, stderr)
 	case "demo":
 		err = cmdDemo(rest, stdout, stderr)
+	case "bench":
+		err = cmdBench(rest, stdout, stderr)
 	case "configs":
 		for _, n := range configs.Names() {
 			fmt.Fprintln(stdout, n)
