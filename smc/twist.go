@@ -367,6 +367,14 @@ type LogitPrimer interface {
 	Prime(x []int, logits []float64) error
 }
 
+// TimedPrimer is a LogitPrimer that also accepts the logits of
+// time-dependent denoisers, for one time t (see Reverse.PrimeAt).
+// GradLookAhead.Eval uses PrimeAt when its Share implements it.
+type TimedPrimer interface {
+	LogitPrimer
+	PrimeAt(x []int, t float64, logits []float64) error
+}
+
 // primesBase reports whether the engine must evaluate the twist before the
 // base: the twist then fills the base's logit cache.
 func (g GradLookAhead) primesBase() bool { return g.Share != nil }
@@ -457,7 +465,11 @@ func (g GradLookAhead) Eval(rng *rand.Rand, env *Env, x []int, _ []float64, t, l
 		return err
 	}
 	if logits != nil {
-		if err := g.Share.Prime(x, logits); err != nil {
+		if tp, ok := g.Share.(TimedPrimer); ok {
+			if err := tp.PrimeAt(x, t, logits); err != nil {
+				return err
+			}
+		} else if err := g.Share.Prime(x, logits); err != nil {
 			return err
 		}
 	}
