@@ -107,11 +107,21 @@ func (LookAhead) Differentiable() bool { return false }
 
 // Eval implements Twist.
 func (la LookAhead) Eval(rng *rand.Rand, env *Env, x []int, ev []float64, t, lambda float64, logPsi, rhat, _ []float64) error {
+	x0, err := la.sample(rng, env, x, ev)
+	if err != nil {
+		return err
+	}
+	return la.score(env, x0, lambda, logPsi, rhat)
+}
+
+// sample draws the φ look-ahead samples of each of the n = len(x)/L
+// particles (row-major [i][k], n·φ·L tokens).
+func (la LookAhead) sample(rng *rand.Rand, env *Env, x []int, ev []float64) ([]int, error) {
 	if la.Phi < 1 {
-		return fmt.Errorf("smc: look-ahead needs phi >= 1, got %d", la.Phi)
+		return nil, fmt.Errorf("smc: look-ahead needs phi >= 1, got %d", la.Phi)
 	}
 	L, V, phi := env.L, env.V, la.Phi
-	n := len(logPsi)
+	n := len(x) / L
 	W := env.Target.Base.Width()
 	x0 := make([]int, n*phi*L)
 	// Particles that share a state share its evaluation, hence its CDFs.
@@ -126,7 +136,7 @@ func (la LookAhead) Eval(rng *rand.Rand, env *Env, x []int, ev []float64, t, lam
 			for l, v := range xi {
 				if v == V {
 					if err := softmaxCDF(logits[l*V:(l+1)*V], cdf[l*V:(l+1)*V]); err != nil {
-						return fmt.Errorf("%w (particle %d, position %d)", err, i, l)
+						return nil, fmt.Errorf("%w (particle %d, position %d)", err, i, l)
 					}
 				}
 			}
@@ -143,11 +153,17 @@ func (la LookAhead) Eval(rng *rand.Rand, env *Env, x []int, ev []float64, t, lam
 			}
 		}
 	}
-	r := make([]float64, n*phi)
+	return x0, nil
+}
+
+// score evaluates the rewards of the samples x0 of len(logPsi) particles
+// and sets log ψ and r̂.
+func (la LookAhead) score(env *Env, x0 []int, lambda float64, logPsi, rhat []float64) error {
+	r := make([]float64, len(logPsi)*la.Phi)
 	if err := env.rewards(x0, r, "look-ahead sample"); err != nil {
 		return err
 	}
-	tiltedLME(r, phi, lambda/env.Target.Alpha, logPsi, rhat)
+	tiltedLME(r, la.Phi, lambda/env.Target.Alpha, logPsi, rhat)
 	return nil
 }
 
@@ -420,14 +436,26 @@ func (g GradLookAhead) Eval(rng *rand.Rand, env *Env, x []int, _ []float64, t, l
 		return err
 	}
 	n := len(logPsi)
-	B, phi := g.Pool[0].Batch(), g.Pool[0].Phi()
 	if len(grad) != n*L*(V+1) {
 		return fmt.Errorf("smc: gradient buffer has length %d, want %d", len(grad), n*L*(V+1))
 	}
-	noise := make([]float64, n*phi*L*V)
+	noise := make([]float64, n*g.Pool[0].Phi()*L*V)
+	g.drawNoise(rng, noise)
+	return g.evalNoise(env, x, noise, t, lambda, logPsi, rhat, grad)
+}
+
+// drawNoise fills noise with standard Gumbel variates, in order.
+func (GradLookAhead) drawNoise(rng *rand.Rand, noise []float64) {
 	for i := range noise {
 		noise[i] = gumbel(rng)
 	}
+}
+
+// evalNoise is Eval with the Gumbel noise (n·φ·L·V) already drawn.
+func (g GradLookAhead) evalNoise(env *Env, x []int, noise []float64, t, lambda float64, logPsi, rhat, grad []float64) error {
+	L, V := env.L, env.V
+	n := len(logPsi)
+	B, phi := g.Pool[0].Batch(), g.Pool[0].Phi()
 	scale := lambda / env.Target.Alpha
 	r := make([]float64, n*phi)
 	var logits []float64

@@ -2,7 +2,7 @@
 // the default build: gonum's BLAS with Sgemm replaced by a packed,
 // cache-blocked GEMM around a 6×16 AVX2/FMA assembly micro-kernel, split
 // over the available cores for large products. On CPUs without AVX2 and
-// FMA, and for tiny products, it calls gonum's own Sgemm.
+// FMA it calls gonum's own Sgemm.
 //
 // Each entry of C is accumulated in the same order (k in blocks of KC,
 // sequentially within a block) whatever the matrix sizes, the position of
@@ -31,12 +31,10 @@ const (
 // present). Tests may switch it off to exercise the fallback.
 var Enabled = detect()
 
-// minWork is the smallest m·n·k handled by the packed kernel; smaller
-// products go to gonum. parWork is the smallest m·n·k split over cores.
-var (
-	minWork = 4096
-	parWork = 1 << 17
-)
+// parWork is the smallest m·n·k split over cores. Every product, however
+// small, goes through the packed kernel (when Enabled): choosing gonum for
+// small m would make a row's result depend on its batch size.
+var parWork = 1 << 17
 
 // Implementation is gonum's BLAS implementation with a faster Sgemm. It
 // satisfies gorgonia's and gorgonia.org/tensor's BLAS interfaces and
@@ -62,7 +60,7 @@ type operand struct {
 // Sgemm computes C = alpha·op(A)·op(B) + beta·C (row-major), as
 // gonum.Implementation.Sgemm, whose argument checks (and panics) it keeps.
 func (impl Implementation) Sgemm(tA, tB blas.Transpose, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
-	if !Enabled || m*n*k < minWork || alpha == 0 || k == 0 || !valid(tA, tB, m, n, k, a, lda, b, ldb, c, ldc) {
+	if !Enabled || alpha == 0 || k == 0 || !valid(tA, tB, m, n, k, a, lda, b, ldb, c, ldc) {
 		impl.Implementation.Sgemm(tA, tB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
 		return
 	}
