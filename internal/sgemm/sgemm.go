@@ -181,21 +181,36 @@ func packA(A operand, dst []float32, ic, mb, pc, kb int) {
 	for ir := 0; ir < mb; ir += mr {
 		panel := dst[ir*kb : (ir+mr)*kb]
 		mm := min(mr, mb-ir)
+		if A.trans { // row p of A holds column p of op(A): contiguous mr values
+			for p := 0; p < kb; p++ {
+				off := (pc+p)*A.ld + ic + ir
+				d := panel[p*mr : p*mr+mr]
+				if mm == mr {
+					*(*[mr]float32)(d) = *(*[mr]float32)(A.x[off : off+mr])
+					continue
+				}
+				clear(d)
+				copy(d, A.x[off:off+mm])
+			}
+			continue
+		}
 		if mm < mr {
 			clear(panel)
-		}
-		for i := 0; i < mm; i++ {
-			r := ic + ir + i
-			if !A.trans {
-				src := A.x[r*A.ld+pc : r*A.ld+pc+kb]
+			for i := 0; i < mm; i++ {
+				src := A.x[(ic+ir+i)*A.ld+pc : (ic+ir+i)*A.ld+pc+kb]
 				for p, v := range src {
 					panel[p*mr+i] = v
 				}
-			} else {
-				for p := 0; p < kb; p++ {
-					panel[p*mr+i] = A.x[(pc+p)*A.ld+r]
-				}
 			}
+			continue
+		}
+		// Six streams, sequential writes.
+		r := (ic + ir) * A.ld
+		s0, s1, s2 := A.x[r+pc:r+pc+kb], A.x[r+A.ld+pc:r+A.ld+pc+kb], A.x[r+2*A.ld+pc:r+2*A.ld+pc+kb]
+		s3, s4, s5 := A.x[r+3*A.ld+pc:r+3*A.ld+pc+kb], A.x[r+4*A.ld+pc:r+4*A.ld+pc+kb], A.x[r+5*A.ld+pc:r+5*A.ld+pc+kb]
+		for p := range s0 {
+			d := (*[mr]float32)(panel[p*mr : p*mr+mr])
+			d[0], d[1], d[2], d[3], d[4], d[5] = s0[p], s1[p], s2[p], s3[p], s4[p], s5[p]
 		}
 	}
 }
@@ -206,20 +221,39 @@ func packB(B operand, dst []float32, pc, kb, jc, nb int) {
 	for jr := 0; jr < nb; jr += nr {
 		panel := dst[jr*kb : (jr+nr)*kb]
 		nn := min(nr, nb-jr)
-		if nn < nr {
-			clear(panel)
-		}
 		if !B.trans {
 			for p := 0; p < kb; p++ {
 				off := (pc+p)*B.ld + jc + jr
-				copy(panel[p*nr:p*nr+nn], B.x[off:off+nn])
+				d := panel[p*nr : p*nr+nr]
+				if nn == nr {
+					*(*[nr]float32)(d) = *(*[nr]float32)(B.x[off : off+nr])
+					continue
+				}
+				clear(d)
+				copy(d, B.x[off:off+nn])
 			}
 			continue
 		}
-		for j := 0; j < nn; j++ {
-			src := B.x[(jc+jr+j)*B.ld+pc : (jc+jr+j)*B.ld+pc+kb]
-			for p, v := range src {
-				panel[p*nr+j] = v
+		if nn < nr {
+			clear(panel)
+			for j := 0; j < nn; j++ {
+				src := B.x[(jc+jr+j)*B.ld+pc : (jc+jr+j)*B.ld+pc+kb]
+				for p, v := range src {
+					panel[p*nr+j] = v
+				}
+			}
+			continue
+		}
+		// Sixteen streams (rows of B), sequential writes.
+		var rows [nr][]float32
+		for j := range rows {
+			o := (jc+jr+j)*B.ld + pc
+			rows[j] = B.x[o : o+kb]
+		}
+		for p := 0; p < kb; p++ {
+			d := (*[nr]float32)(panel[p*nr : p*nr+nr])
+			for j := range d {
+				d[j] = rows[j][p]
 			}
 		}
 	}

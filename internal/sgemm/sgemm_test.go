@@ -220,3 +220,22 @@ func BenchmarkSgemm(b *testing.B) {
 		}
 	}
 }
+
+func BenchmarkSgemmMNIST(b *testing.B) {
+	for _, s := range []struct {
+		tA, tB  blas.Transpose
+		m, n, k int
+	}{{blas.NoTrans, blas.NoTrans, 64, 1568, 1024}, {blas.NoTrans, blas.Trans, 64, 2368, 1024}, {blas.NoTrans, blas.Trans, 64, 1024, 1568}} {
+		lda, ldb := s.k, s.n
+		if s.tB != blas.NoTrans {
+			ldb = s.k
+		}
+		x, y, c := make([]float32, s.m*s.k), make([]float32, s.k*s.n), make([]float32, s.m*s.n)
+		b.Run(fmt.Sprintf("%c%c/%dx%dx%d", s.tA, s.tB, s.m, s.n, s.k), func(b *testing.B) {
+			for range b.N {
+				Implementation{}.Sgemm(s.tA, s.tB, s.m, s.n, s.k, 1, x, lda, y, ldb, 0, c, s.n)
+			}
+			b.ReportMetric(float64(2*s.m*s.n*s.k)*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
+		})
+	}
+}
