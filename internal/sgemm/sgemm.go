@@ -31,6 +31,10 @@ const (
 // present). Tests may switch it off to exercise the fallback.
 var Enabled = detect()
 
+// has512 selects the AVX-512 kernel for pairs of row panels (same results
+// as the AVX2 kernel, twice the width).
+var has512 = detect512()
+
 // parWork is the smallest m·n·k split over cores. Every product, however
 // small, goes through the packed kernel (when Enabled): choosing gonum for
 // small m would make a row's result depend on its batch size.
@@ -43,6 +47,9 @@ type Implementation struct{ gonum.Implementation }
 
 // Name describes the implementation in use.
 func Name() string {
+	if Enabled && has512 {
+		return "gonum pure Go + internal/sgemm AVX-512/AVX2 FMA kernels"
+	}
 	if Enabled {
 		return "gonum pure Go + internal/sgemm AVX2/FMA kernel"
 	}
@@ -136,7 +143,7 @@ func valid(tA, tB blas.Transpose, m, n, k int, a []float32, lda int, b []float32
 type buffers struct {
 	a    []float32 // mc×kc
 	b    []float32 // kc×nc
-	tile [mr * nr]float32
+	tile [2 * mr * nr]float32
 }
 
 var pool = sync.Pool{New: func() any {
@@ -158,9 +165,15 @@ func gemm(A, B operand, c []float32, ldc int, alpha float32, i0, i1, j0, j1, k i
 				for jr := 0; jr < nb; jr += nr {
 					bp := buf.b[jr*kb : (jr+nr)*kb]
 					nn := min(nr, nb-jr)
-					for ir := 0; ir < mb; ir += mr {
-						kernel(kb, buf.a[ir*kb:(ir+mr)*kb], bp, buf.tile[:])
-						mm := min(mr, mb-ir)
+					for ir := 0; ir < mb; {
+						rows := mr
+						if ir+mr < mb { // two panels at once
+							rows = 2 * mr
+							kernel2(kb, buf.a[ir*kb:(ir+rows)*kb], bp, buf.tile[:])
+						} else {
+							kernel(kb, buf.a[ir*kb:(ir+mr)*kb], bp, buf.tile[:])
+						}
+						mm := min(rows, mb-ir)
 						for i := 0; i < mm; i++ {
 							row := c[(ic+ir+i)*ldc+jc+jr : (ic+ir+i)*ldc+jc+jr+nn]
 							t := buf.tile[i*nr : i*nr+nn]
@@ -168,6 +181,7 @@ func gemm(A, B operand, c []float32, ldc int, alpha float32, i0, i1, j0, j1, k i
 								row[j] += alpha * t[j]
 							}
 						}
+						ir += rows
 					}
 				}
 			}

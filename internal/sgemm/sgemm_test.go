@@ -162,6 +162,38 @@ func TestKernelMatchesGo(t *testing.T) {
 	}
 }
 
+// TestKernel2MatchesKernel checks that the two-panel kernel (AVX-512 where
+// available) gives bit for bit the results of two calls of the AVX2
+// kernel, so that a row's result does not depend on which kernel
+// computed it.
+func TestKernel2MatchesKernel(t *testing.T) {
+	if !Enabled {
+		t.Skip("no AVX2/FMA")
+	}
+	t.Logf("AVX-512 kernel: %v", has512)
+	rng := rand.New(rand.NewPCG(9, 10))
+	for _, kb := range []int{0, 1, 5, 256} {
+		a, b := make([]float32, max(1, 2*kb)*mr), make([]float32, max(1, kb)*nr)
+		for i := range a {
+			a[i] = float32(rng.NormFloat64())
+		}
+		for i := range b {
+			b[i] = float32(rng.NormFloat64())
+		}
+		got, want := make([]float32, 2*mr*nr), make([]float32, 2*mr*nr)
+		kernel2(kb, a, b, got)
+		kernel(kb, a, b, want)
+		if kb > 0 {
+			kernel(kb, a[mr*kb:], b, want[mr*nr:])
+		}
+		for i := range got {
+			if math.Float32bits(got[i]) != math.Float32bits(want[i]) {
+				t.Fatalf("kb=%d: tile[%d] = %v, want %v", kb, i, got[i], want[i])
+			}
+		}
+	}
+}
+
 // TestRowsIndependentOfBatch checks that a row of C is bit-identical
 // whether it is computed in a product of 6 rows or of 300 rows (split over
 // goroutines), so SMC results do not depend on how particles are batched.
