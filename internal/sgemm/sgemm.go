@@ -13,6 +13,7 @@ package sgemm
 import (
 	"runtime"
 	"sync"
+	"sync/atomic"
 
 	"gonum.org/v1/gonum/blas"
 	"gonum.org/v1/gonum/blas/gonum"
@@ -39,6 +40,9 @@ var has512 = detect512()
 // small, goes through the packed kernel (when Enabled): choosing gonum for
 // small m would make a row's result depend on its batch size.
 var parWork = 1 << 17
+
+// inflight counts the products being computed, over all goroutines.
+var inflight atomic.Int32
 
 // Implementation is gonum's BLAS implementation with a faster Sgemm. It
 // satisfies gorgonia's and gorgonia.org/tensor's BLAS interfaces and
@@ -87,7 +91,10 @@ func (impl Implementation) Sgemm(tA, tB blas.Transpose, m, n, k int, alpha float
 	A := operand{a, lda, tA != blas.NoTrans}
 	B := operand{b, ldb, tB != blas.NoTrans}
 	procs := runtime.GOMAXPROCS(0)
-	if procs < 2 || m*n*k < parWork {
+	// Products that run while another one is in flight (parallel SMC
+	// workers) stay on their goroutine: the cores are busy already.
+	defer inflight.Add(-1)
+	if inflight.Add(1) > 1 || procs < 2 || m*n*k < parWork {
 		gemm(A, B, c, ldc, alpha, 0, m, 0, n, k)
 		return
 	}
