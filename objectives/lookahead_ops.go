@@ -30,8 +30,18 @@ import (
 // The hard forward value is the exact one-hot, as fl(y + fl(h − y)) = h in
 // the former composed graph.
 
-// opBase implements the boilerplate of the Op interface.
-type opBase struct{ name string }
+// opBase implements the boilerplate of the Op interface and holds the
+// op's output buffer, reused from run to run (a node's value is valid until
+// the next run of its program; the look-ahead copies its outputs right
+// after each run).
+type opBase struct {
+	name string
+	buf  *opBuf // shared by the copies of the op value
+}
+
+type opBuf struct{ t *tensor.Dense }
+
+func newBase(name string) opBase { return opBase{name, &opBuf{}} }
 
 func (o opBase) ReturnsPtr() bool      { return false }
 func (o opBase) CallsExtern() bool     { return false }
@@ -69,21 +79,26 @@ func floats(v G.Value) ([]float32, []float64, error) {
 	return nil, nil, fmt.Errorf("unsupported data %T", v.Data())
 }
 
-// newLike returns a fresh dense matrix of shape r×c with v's dtype.
-func newLike(v G.Value, r, c int) (*tensor.Dense, []float32, []float64) {
+// like returns the op's output matrix of shape r×c with v's dtype (its
+// reused buffer; the contents are stale).
+func (o opBase) like(v G.Value, r, c int) (*tensor.Dense, []float32, []float64) {
+	dt := tensor.Float64
 	if _, ok := v.Data().([]float32); ok {
-		d := make([]float32, r*c)
-		return tensor.New(tensor.WithShape(r, c), tensor.WithBacking(d)), d, nil
+		dt = tensor.Float32
 	}
-	d := make([]float64, r*c)
-	return tensor.New(tensor.WithShape(r, c), tensor.WithBacking(d)), nil, d
+	if t := o.buf.t; t == nil || t.Dtype() != dt || !t.Shape().Eq(tensor.Shape{r, c}) {
+		o.buf.t = tensor.New(tensor.WithShape(r, c), tensor.Of(dt))
+	}
+	d32, _ := o.buf.t.Data().([]float32)
+	d64, _ := o.buf.t.Data().([]float64)
+	return o.buf.t, d32, d64
 }
 
 // ---- carry ----
 
 type carryOp struct{ opBase }
 
-func newCarry() carryOp { return carryOp{opBase{"carry"}} }
+func newCarry() carryOp { return carryOp{newBase("carry")} }
 
 func (carryOp) Arity() int           { return 2 }
 func (carryOp) Type() hm.Type        { return binaryType() }
@@ -113,7 +128,7 @@ func (o carryOp) Do(vals ...G.Value) (G.Value, error) {
 	}
 	xs, ss := vals[0].Shape(), vals[1].Shape()
 	N, V := xs[0], ss[1]
-	out, o32, o64 := newLike(vals[1], ss[0], V)
+	out, o32, o64 := o.like(vals[1], ss[0], V)
 	x32, x64, err := floats(vals[0])
 	if err != nil {
 		return nil, fmt.Errorf("carry: %w", err)
@@ -157,11 +172,11 @@ func (o carryOp) SymDiff(inputs G.Nodes, output, grad *G.Node) (G.Nodes, error) 
 		return nil, fmt.Errorf("carry: want 2 inputs, got %d", len(inputs))
 	}
 	x, s := inputs[0], inputs[1]
-	dx, err := G.ApplyOp(carryBackXOp{opBase{"carryBackX"}}, x, s, grad)
+	dx, err := G.ApplyOp(carryBackXOp{newBase("carryBackX")}, x, s, grad)
 	if err != nil {
 		return nil, err
 	}
-	ds, err := G.ApplyOp(carryBackSOp{opBase{"carryBackS"}}, x, grad)
+	ds, err := G.ApplyOp(carryBackSOp{newBase("carryBackS")}, x, grad)
 	if err != nil {
 		return nil, err
 	}
@@ -190,13 +205,13 @@ func (carryBackXOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) {
 	}
 	return x.Clone(), nil
 }
-func (carryBackXOp) Do(vals ...G.Value) (G.Value, error) {
+func (o carryBackXOp) Do(vals ...G.Value) (G.Value, error) {
 	if len(vals) != 3 {
 		return nil, fmt.Errorf("carryBackX: want 3 inputs, got %d", len(vals))
 	}
 	xs, ss := vals[0].Shape(), vals[1].Shape()
 	N, V := xs[0], ss[1]
-	out, o32, o64 := newLike(vals[0], N, V+1)
+	out, o32, o64 := o.like(vals[0], N, V+1)
 	s32, s64, err := floats(vals[1])
 	if err != nil {
 		return nil, fmt.Errorf("carryBackX: %w", err)
@@ -220,6 +235,7 @@ func carryBackX[F float32 | float64](s, g, out []F, N, V int) {
 	K := len(s) / (N * V)
 	for n := range N {
 		or := out[n*(V+1) : (n+1)*(V+1)]
+		clear(or)
 		var dot F
 		for k := range K {
 			off := (k*N + n) * V
@@ -255,13 +271,13 @@ func (carryBackSOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) {
 	}
 	return g.Clone(), nil
 }
-func (carryBackSOp) Do(vals ...G.Value) (G.Value, error) {
+func (o carryBackSOp) Do(vals ...G.Value) (G.Value, error) {
 	if len(vals) != 2 {
 		return nil, fmt.Errorf("carryBackS: want 2 inputs, got %d", len(vals))
 	}
 	xs, gs := vals[0].Shape(), vals[1].Shape()
 	N, V := xs[0], gs[1]
-	out, o32, o64 := newLike(vals[1], gs[0], V)
+	out, o32, o64 := o.like(vals[1], gs[0], V)
 	x32, x64, err := floats(vals[0])
 	if err != nil {
 		return nil, fmt.Errorf("carryBackS: %w", err)
@@ -311,7 +327,7 @@ type gumbelSTOp struct {
 }
 
 func newGumbelST(tau float64, hard bool) gumbelSTOp {
-	return gumbelSTOp{opBase{"gumbelST"}, tau, hard}
+	return gumbelSTOp{newBase("gumbelST"), tau, hard}
 }
 
 func (o gumbelSTOp) WriteHash(h hash.Hash) { fmt.Fprintf(h, "ddsmc.gumbelST(%v,%v)", o.tau, o.hard) }
@@ -342,7 +358,7 @@ func (o gumbelSTOp) Do(vals ...G.Value) (G.Value, error) {
 		return nil, fmt.Errorf("gumbelST: want 1 input, got %d", len(vals))
 	}
 	s := vals[0].Shape()
-	out, o32, o64 := newLike(vals[0], s[0], s[1])
+	out, o32, o64 := o.like(vals[0], s[0], s[1])
 	z32, z64, err := floats(vals[0])
 	if err != nil {
 		return nil, fmt.Errorf("gumbelST: %w", err)
@@ -399,7 +415,7 @@ func (o gumbelSTOp) SymDiff(inputs G.Nodes, output, grad *G.Node) (G.Nodes, erro
 	if len(inputs) != 1 {
 		return nil, fmt.Errorf("gumbelST: want 1 input, got %d", len(inputs))
 	}
-	d, err := G.ApplyOp(gumbelBackOp{opBase{"gumbelBack"}, o.tau}, inputs[0], grad)
+	d, err := G.ApplyOp(gumbelBackOp{newBase("gumbelBack"), o.tau}, inputs[0], grad)
 	if err != nil {
 		return nil, err
 	}
@@ -439,7 +455,7 @@ func (o gumbelBackOp) Do(vals ...G.Value) (G.Value, error) {
 		return nil, fmt.Errorf("gumbelBack: want 2 inputs, got %d", len(vals))
 	}
 	s := vals[0].Shape()
-	out, o32, o64 := newLike(vals[0], s[0], s[1])
+	out, o32, o64 := o.like(vals[0], s[0], s[1])
 	z32, z64, err := floats(vals[0])
 	if err != nil {
 		return nil, fmt.Errorf("gumbelBack: %w", err)

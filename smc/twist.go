@@ -17,6 +17,47 @@ type Env struct {
 	Workers int
 	// RewardBatch is the number of sequences per Reward call.
 	RewardBatch int
+
+	scratch *engineScratch
+}
+
+// engineScratch holds buffers reused from step to step by the engine's
+// parts (the gradient look-ahead's noise, rewards, logits and padded
+// chunks), so that the steady state of a run does not allocate them.
+type engineScratch struct {
+	noise, r, logits []float64
+	pad              []laScratch
+}
+
+// laScratch is one worker's padded chunk of the gradient look-ahead.
+type laScratch struct {
+	x                   []int
+	noise, lg, rw, grad []float64
+}
+
+// scratchBufs returns the environment's scratch buffers.
+func (e *Env) scratchBufs() *engineScratch {
+	if e.scratch == nil {
+		e.scratch = &engineScratch{}
+	}
+	return e.scratch
+}
+
+// grow returns (*buf)[:n], reallocating when the capacity is short.
+func grow(buf *[]float64, n int) []float64 {
+	if cap(*buf) < n {
+		*buf = make([]float64, n)
+	}
+	*buf = (*buf)[:n]
+	return *buf
+}
+
+func growInts(buf *[]int, n int) []int {
+	if cap(*buf) < n {
+		*buf = make([]int, n)
+	}
+	*buf = (*buf)[:n]
+	return *buf
 }
 
 // rewards evaluates the target's reward on n = len(out) sequences in
@@ -439,7 +480,7 @@ func (g GradLookAhead) Eval(rng *rand.Rand, env *Env, x []int, _ []float64, t, l
 	if len(grad) != n*L*(V+1) {
 		return fmt.Errorf("smc: gradient buffer has length %d, want %d", len(grad), n*L*(V+1))
 	}
-	noise := make([]float64, n*g.Pool[0].Phi()*L*V)
+	noise := grow(&env.scratchBufs().noise, n*g.Pool[0].Phi()*L*V)
 	g.drawNoise(rng, noise)
 	return g.evalNoise(env, x, noise, t, lambda, logPsi, rhat, grad)
 }
@@ -457,35 +498,47 @@ func (g GradLookAhead) evalNoise(env *Env, x []int, noise []float64, t, lambda f
 	n := len(logPsi)
 	B, phi := g.Pool[0].Batch(), g.Pool[0].Phi()
 	scale := lambda / env.Target.Alpha
-	r := make([]float64, n*phi)
+	sc := env.scratchBufs()
+	r := grow(&sc.r, n*phi)
 	var logits []float64
 	if g.Share != nil {
-		logits = make([]float64, n*L*V)
+		logits = grow(&sc.logits, n*L*V)
 	}
 	workers := max(1, min(env.Workers, len(g.Pool)))
-	type scratch struct {
-		x                   []int
-		noise, lg, rw, grad []float64
-	}
-	sc := make([]scratch, workers)
-	for w := range sc {
-		sc[w] = scratch{make([]int, B*L), make([]float64, B*phi*L*V), make([]float64, B*L*V), make([]float64, B*phi), make([]float64, B*L*(V+1))}
+	if len(sc.pad) < workers {
+		sc.pad = make([]laScratch, workers)
 	}
 	err := forChunks(n, B, workers, func(w, start, count int) error {
-		s := sc[w]
-		copy(s.x, x[start*L:(start+count)*L])
-		for i := count * L; i < len(s.x); i++ {
-			s.x[i] = V
+		s := &sc.pad[w]
+		if count == B { // a full chunk reads and writes the caller's slices
+			lg := logits
+			if lg == nil {
+				lg = grow(&s.lg, B*L*V)
+			} else {
+				lg = lg[start*L*V : (start+count)*L*V]
+			}
+			if err := g.Pool[w].ValueGrad(x[start*L:(start+count)*L], t, scale, noise[start*phi*L*V:(start+count)*phi*L*V],
+				lg, r[start*phi:(start+count)*phi], grad[start*L*(V+1):(start+count)*L*(V+1)]); err != nil {
+				return fmt.Errorf("smc: gradient look-ahead: %w", err)
+			}
+			return nil
 		}
-		clear(s.noise)
-		copy(s.noise, noise[start*phi*L*V:(start+count)*phi*L*V])
-		if err := g.Pool[w].ValueGrad(s.x, t, scale, s.noise, s.lg, s.rw, s.grad); err != nil {
+		xs := growInts(&s.x, B*L)
+		copy(xs, x[start*L:(start+count)*L])
+		for i := count * L; i < len(xs); i++ {
+			xs[i] = V
+		}
+		nz := grow(&s.noise, B*phi*L*V)
+		clear(nz)
+		copy(nz, noise[start*phi*L*V:(start+count)*phi*L*V])
+		lg, rw, gr := grow(&s.lg, B*L*V), grow(&s.rw, B*phi), grow(&s.grad, B*L*(V+1))
+		if err := g.Pool[w].ValueGrad(xs, t, scale, nz, lg, rw, gr); err != nil {
 			return fmt.Errorf("smc: gradient look-ahead: %w", err)
 		}
-		copy(r[start*phi:(start+count)*phi], s.rw[:count*phi])
-		copy(grad[start*L*(V+1):(start+count)*L*(V+1)], s.grad[:count*L*(V+1)])
+		copy(r[start*phi:(start+count)*phi], rw[:count*phi])
+		copy(grad[start*L*(V+1):(start+count)*L*(V+1)], gr[:count*L*(V+1)])
 		if logits != nil {
-			copy(logits[start*L*V:(start+count)*L*V], s.lg[:count*L*V])
+			copy(logits[start*L*V:(start+count)*L*V], lg[:count*L*V])
 		}
 		return nil
 	})
