@@ -130,7 +130,9 @@ func Build(cfg Config, c *layers.Ctx, B int) (net *Net, err error) {
 	case "mlp":
 		h = G.Must(G.Reshape(h, tensor.Shape{B, L * D}))
 		if temb != nil {
-			h = G.Must(G.Concat(1, h, temb))
+			if h, err = layers.ConcatCols(h, temb); err != nil {
+				return nil, err
+			}
 		}
 		widths := make([]int, 0, cfg.Layers+1)
 		for i := 0; i < cfg.Layers; i++ {

@@ -82,6 +82,10 @@ func TimeFeatures(t []float64, F int, dst []float64) error {
 	}
 	half := F / 2
 	for b, tb := range t {
+		if b > 0 && tb == t[b-1] { // batches usually share one time
+			copy(dst[b*F:(b+1)*F], dst[(b-1)*F:b*F])
+			continue
+		}
 		for k := 0; k < half; k++ {
 			w := math.Pow(10000, -float64(k)/float64(half))
 			a := 1000 * tb * w

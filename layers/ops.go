@@ -51,7 +51,9 @@ func Linear(c *Ctx, name string, x *G.Node, out int, bias bool) (y *G.Node, err 
 		if err != nil {
 			return nil, err
 		}
-		y = G.Must(G.BroadcastAdd(y, b, nil, []byte{0}))
+		if y, err = AddBias(y, b); err != nil {
+			return nil, err
+		}
 	}
 	if r := c.LoRA.Rank; r > 0 {
 		a, err := c.Param(name+LoRASuffixA, []int{in, r}, InitNormal)
@@ -115,7 +117,7 @@ func LayerNorm(c *Ctx, name string, x *G.Node) (y *G.Node, err error) {
 	sd := G.Must(G.Sqrt(G.Must(G.Add(v, c.Const(1e-5)))))
 	y = G.Must(G.BroadcastHadamardDiv(xc, sd, nil, []byte{1}))
 	y = G.Must(G.BroadcastHadamardProd(y, gamma, nil, []byte{0}))
-	return G.Must(G.BroadcastAdd(y, beta, nil, []byte{0})), nil
+	return AddBias(y, beta)
 }
 
 // LogSoftmax returns the row-wise log-softmax of x [N, K], computed stably
@@ -170,7 +172,7 @@ func (a Activation) Apply(c *Ctx, x *G.Node) (y *G.Node, err error) {
 	defer catch("activation "+string(a), &err)
 	switch a {
 	case ReLU:
-		return G.Must(G.Rectify(x)), nil
+		return ReLUOp(x)
 	case GeLU:
 		return GELU(c, x)
 	case SiLU:

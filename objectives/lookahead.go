@@ -2,11 +2,8 @@ package objectives
 
 import (
 	"fmt"
-	"hash"
-	"hash/fnv"
 	"math"
 
-	"github.com/chewxy/hm"
 	G "gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
 
@@ -116,36 +113,24 @@ func (c LookAheadConfig) validate() (LookAheadConfig, error) {
 // and rewards are copied out):
 //
 //	ℓ      = denoiser logits [B·L, V]             (the model's own Build)
-//	x_tok  = x·[I_V; 0]                           [B·L, V]
-//	γ      = (1 − x·[1_V; 0])·1ᵀ_V                [B·L, V] (each column is γ)
 //	tile   = ones[φ,1]·rowvec(·), reshaped         [φ·B·L, V]
 //	z      = tile(ℓ) + G                          (G: Gumbel noise input)
-//	y      = softmax(z/τ) row-wise                (layers.Softmax, stable)
-//	S      = y + D,  D = onehot(argmax z) − y     (D carries no gradient)
-//	S'     = tile(γ)⊙S + tile(x_tok)              (continuous carry-over)
+//	S      = gumbelST(z): onehot(argmax z) forward, (soft) gradient of
+//	         y = softmax(z/τ)                       (Soft: S = y)
+//	S'     = carry(x, S) = γ⊙S + x[:, :V],  γ = 1 − Σ_{v<V} x[v]
 //	r_k    = reward(S')                           [φ·B] → [B, φ]
 //	r̂_b    = (1/scale)·(mean_k(s_k − LogSoftmax(s)_k) − log φ), s = scale·r
 //	grad   = ∂(Σ_b r̂_b)/∂x                        [B, L, V+1]
 //
-// Tiling is an outer product with a constant ones column (a matmul, never a
-// broadcast), and the MASK column is dropped and γ formed with constant 0/1
-// matrices, following the repo's rule of avoiding Gorgonia broadcasts.
-//
-// Straight-through trick. D is produced by a small custom Gorgonia op,
-// stDiff(z, y) = onehot(argmax_v z) − y, which declares itself
-// non-differentiable in both inputs, so D is a stop-gradient constant for
-// the backward pass and ∂S/∂y = I exactly. Its forward value is computed
-// inside the same run from the very y tensor the graph produced, so no
-// second pass or Go re-implementation of the softmax is needed, and the
-// forward sample is exactly the hard one-hot: for y ∈ [0, 1] and h ∈ {0, 1},
-// fl(y + fl(h − y)) = h in binary floating point (h = 0: y − y = 0; h = 1:
-// fl(1 − y) is within half an ulp of 1 − y ≤ 1, and 1 + δ with
-// |δ| ≤ 2^-(p+1) rounds back to 1). Hence the reward graph sees exactly the
-// hard carried-over one-hots, and the rewards are those of the hard samples
-// (for LinearReward in float64 they equal smc.TableReward bit for bit in
-// the tests). The argmax is taken on z = ℓ + G in the model's dtype (before
-// the 1/τ scaling; the first maximum wins ties), as the smc interface
-// specifies. In Soft mode S = y and stDiff is not built.
+// gumbelST and carry are fused custom ops (lookahead_ops.go) with
+// hand-derived backward passes, O(rows·V) each way; forming γ and dropping
+// the MASK column with constant selector matmuls cost O(B·L·V²), which
+// dominated at large vocabularies. The straight-through forward value is
+// exactly the hard one-hot, so the reward graph sees the hard carried-over
+// samples (for LinearReward in float64 the rewards equal smc.TableReward
+// bit for bit in the tests). The argmax is taken on z = ℓ + G in the
+// model's dtype (the first maximum wins ties), as the smc interface
+// specifies.
 //
 // A LookAhead is not safe for concurrent use; Clone gives each goroutine
 // its own instance. Its parameter nodes read the model's master weights (own
@@ -218,13 +203,6 @@ func (la *LookAhead) build() (err error) {
 		return G.NewMatrix(ctx.G, dt, G.WithShape(rows, cols), G.WithName(name),
 			G.WithValue(layers.NewDense(dt, []int{rows, cols}, vals)))
 	}
-	// Constant 0/1 matrices.
-	pTok := make([]float64, (V+1)*V) // [I_V; 0]
-	qSum := make([]float64, V+1)     // [1_V; 0]
-	for v := 0; v < V; v++ {
-		pTok[v*V+v] = 1
-		qSum[v] = 1
-	}
 	ones := func(n int) []float64 {
 		o := make([]float64, n)
 		for i := range o {
@@ -233,10 +211,6 @@ func (la *LookAhead) build() (err error) {
 		return o
 	}
 	xf := G.Must(G.Reshape(net.X, tensor.Shape{N, V + 1}))
-	xTok := G.Must(G.Mul(xf, matrix("drop_mask", V+1, V, pTok)))       // [N, V]
-	sumTok := G.Must(G.Mul(xf, matrix("sum_tokens", V+1, 1, qSum)))    // [N, 1]
-	gamCol := G.Must(G.Sub(matrix("ones_col", N, 1, ones(N)), sumTok)) // [N, 1]
-	gam := G.Must(G.Mul(gamCol, matrix("ones_row", 1, V, ones(V))))    // [N, V]
 	onesK := matrix("ones_phi", K, 1, ones(K))
 	tile := func(a *G.Node) *G.Node {
 		if K == 1 {
@@ -247,20 +221,8 @@ func (la *LookAhead) build() (err error) {
 	}
 	noise := ctx.Input("gumbel", M, V)
 	z := G.Must(G.Add(tile(net.Flat), noise))
-	zt := z
-	if la.cfg.Tau != 1 {
-		zt = G.Must(G.HadamardProd(z, ctx.Const(1/la.cfg.Tau)))
-	}
-	y, err := layers.Softmax(zt)
-	if err != nil {
-		return err
-	}
-	S := y
-	if !la.cfg.Soft {
-		d := G.Must(G.ApplyOp(stDiffOp{}, z, y))
-		S = G.Must(G.Add(y, d))
-	}
-	S1 := G.Must(G.Add(G.Must(G.HadamardProd(tile(gam), S)), tile(xTok)))
+	S := G.Must(G.ApplyOp(newGumbelST(la.cfg.Tau, !la.cfg.Soft), z))
+	S1 := G.Must(G.ApplyOp(newCarry(), xf, S))
 	r, err := la.reward.Build(ctx, S1, K*B)
 	if err != nil {
 		return err
@@ -466,93 +428,4 @@ func (la *LookAhead) run(t, scale float64, noise, logits, rewards, grad []float6
 	}
 	la.haveRun = true
 	return nil
-}
-
-// stDiffOp computes onehot(argmax_v z) − y row-wise for z, y of shape
-// [N, V]: the "hard minus soft" correction of the straight-through
-// Gumbel-softmax. It is not differentiable in either input, so it acts as a
-// stop-gradient constant in S = y + stDiff(z, y).
-type stDiffOp struct{}
-
-func (stDiffOp) Arity() int { return 2 }
-
-func (stDiffOp) Type() hm.Type {
-	a := hm.TypeVariable('a')
-	return hm.NewFnType(a, a, a)
-}
-
-func (stDiffOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) {
-	if len(in) != 2 {
-		return nil, fmt.Errorf("stDiff: want 2 inputs, got %d", len(in))
-	}
-	s0, ok0 := in[0].(tensor.Shape)
-	s1, ok1 := in[1].(tensor.Shape)
-	if !ok0 || !ok1 || len(s0) != 2 || !s0.Eq(s1) {
-		return nil, fmt.Errorf("stDiff: want two matrices of the same shape, got %v and %v", in[0], in[1])
-	}
-	return s0.Clone(), nil
-}
-
-func (stDiffOp) Do(vals ...G.Value) (G.Value, error) {
-	if len(vals) != 2 {
-		return nil, fmt.Errorf("stDiff: want 2 inputs, got %d", len(vals))
-	}
-	s := vals[0].Shape()
-	if len(s) != 2 || !s.Eq(vals[1].Shape()) {
-		return nil, fmt.Errorf("stDiff: shapes %v and %v", s, vals[1].Shape())
-	}
-	n, v := s[0], s[1]
-	switch z := vals[0].Data().(type) {
-	case []float64:
-		y, ok := vals[1].Data().([]float64)
-		if !ok {
-			return nil, fmt.Errorf("stDiff: mixed dtypes")
-		}
-		return tensor.New(tensor.WithShape(n, v), tensor.WithBacking(hardMinusSoft(z, y, v))), nil
-	case []float32:
-		y, ok := vals[1].Data().([]float32)
-		if !ok {
-			return nil, fmt.Errorf("stDiff: mixed dtypes")
-		}
-		return tensor.New(tensor.WithShape(n, v), tensor.WithBacking(hardMinusSoft(z, y, v))), nil
-	}
-	return nil, fmt.Errorf("stDiff: unsupported data %T", vals[0].Data())
-}
-
-// hardMinusSoft returns onehot(argmax z) − y row by row (rows of v
-// entries; the first maximum wins ties).
-func hardMinusSoft[F float32 | float64](z, y []F, v int) []F {
-	out := make([]F, len(z))
-	for i := 0; i < len(z)/v; i++ {
-		row := z[i*v : (i+1)*v]
-		best := 0
-		for j, x := range row {
-			out[i*v+j] = -y[i*v+j]
-			if x > row[best] {
-				best = j
-			}
-		}
-		out[i*v+best] = 1 - y[i*v+best]
-	}
-	return out
-}
-
-func (stDiffOp) ReturnsPtr() bool      { return false }
-func (stDiffOp) CallsExtern() bool     { return false }
-func (stDiffOp) OverwritesInput() int  { return -1 }
-func (stDiffOp) WriteHash(h hash.Hash) { fmt.Fprint(h, "ddsmc.stDiff") }
-func (op stDiffOp) Hashcode() uint32 {
-	h := fnv.New32a()
-	op.WriteHash(h)
-	return h.Sum32()
-}
-func (stDiffOp) String() string { return "stDiff" }
-
-// DiffWRT reports that neither input is differentiated: the op is a
-// stop-gradient.
-func (stDiffOp) DiffWRT(n int) []bool { return make([]bool, n) }
-
-// SymDiff is never called (DiffWRT is all false).
-func (stDiffOp) SymDiff(G.Nodes, *G.Node, *G.Node) (G.Nodes, error) {
-	return nil, fmt.Errorf("stDiff is not differentiable")
 }

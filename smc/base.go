@@ -3,6 +3,7 @@ package smc
 import (
 	"fmt"
 	"math"
+	"slices"
 
 	"github.com/ddsmc/ddsmc/diffusion"
 )
@@ -54,6 +55,15 @@ type Reverse struct {
 	l, v  int
 	width int
 	cache *logitCache // nil unless the denoisers are time-independent
+	// primed holds the logits of one batch of states at one time, given by
+	// PrimeAt (time-dependent denoisers): the next Eval of exactly these
+	// states at this time copies them instead of running the denoiser.
+	primed struct {
+		ok     bool
+		t      float64
+		x      []int
+		logits []float64
+	}
 }
 
 // NewReverse returns the reverse-kernel base for kernel k and one denoiser
@@ -107,6 +117,10 @@ func (r *Reverse) Width() int { return r.width }
 // few distinct states, and the locally optimal proposal evaluates the same
 // candidates at every step).
 func (r *Reverse) Eval(x []int, t float64, out []float64, workers int) error {
+	if p := &r.primed; p.ok && p.t == t && len(out) == len(p.logits) && slices.Equal(p.x, x) {
+		copy(out, p.logits)
+		return nil
+	}
 	if r.cache != nil {
 		return r.cache.logits(x, t, out, workers)
 	}
@@ -131,6 +145,26 @@ func (r *Reverse) Prime(x []int, logits []float64) error {
 	for i := range len(x) / L {
 		r.cache.put(stateKey(x[i*L:(i+1)*L]), append([]float64(nil), logits[i*L*V:(i+1)*L*V]...))
 	}
+	return nil
+}
+
+// PrimeAt is Prime for logits computed at time t: with the cache (for
+// time-independent denoisers) it is Prime; otherwise the logits are kept
+// for the next Eval of exactly the states x at time t (a gradient
+// look-ahead's forward pass then serves as the base's evaluation of the
+// same step). The same caveat as for Prime applies.
+func (r *Reverse) PrimeAt(x []int, t float64, logits []float64) error {
+	if r.cache != nil {
+		return r.Prime(x, logits)
+	}
+	L, V := r.l, r.v
+	if len(x)%L != 0 || len(logits) != len(x)/L*L*V {
+		return fmt.Errorf("smc: PrimeAt: %d tokens and %d logits do not match L=%d, V=%d", len(x), len(logits), L, V)
+	}
+	p := &r.primed
+	p.ok, p.t = true, t
+	p.x = append(p.x[:0], x...)
+	p.logits = append(p.logits[:0], logits...)
 	return nil
 }
 

@@ -186,6 +186,16 @@ func (s *Sampler) Init(rng *rand.Rand) (*State, Info, error) {
 	if rng == nil {
 		return nil, Info{}, fmt.Errorf("smc: Init needs a non-nil rng")
 	}
+	st := s.newState()
+	t, lambda := s.initTime()
+	if err := s.evaluate(rng, st, t, lambda); err != nil {
+		return nil, Info{}, fmt.Errorf("smc: initialisation (t=%v): %w", t, err)
+	}
+	return s.initWeights(rng, st)
+}
+
+// newState allocates the all-mask initial state (before evaluation).
+func (s *Sampler) newState() *State {
 	N, L, V := s.cfg.N, s.env.L, s.env.V
 	st := &State{
 		X:      make([]int, N*L),
@@ -207,11 +217,19 @@ func (s *Sampler) Init(rng *rand.Rand) (*State, Info, error) {
 	if s.cfg.Twist.Differentiable() {
 		st.Grad = make([]float64, N*L*(V+1))
 	}
-	t := s.cfg.Grid[s.T]
-	lambda := s.cfg.Lambda.At(0, s.T, t)
-	if err := s.evaluate(rng, st, t, lambda); err != nil {
-		return nil, Info{}, fmt.Errorf("smc: initialisation (t=%v): %w", t, err)
-	}
+	return st
+}
+
+// initTime returns the initial time t = 1 and its tempering exponent.
+func (s *Sampler) initTime() (t, lambda float64) {
+	t = s.cfg.Grid[s.T]
+	return t, s.cfg.Lambda.At(0, s.T, t)
+}
+
+// initWeights finishes Init on an evaluated initial state.
+func (s *Sampler) initWeights(rng *rand.Rand, st *State) (*State, Info, error) {
+	N := s.cfg.N
+	t, lambda := s.initTime()
 	inc := make([]float64, N)
 	for i := range N {
 		st.LogW[i] = -math.Log(float64(N))
@@ -270,64 +288,91 @@ func (s *Sampler) Step(rng *rand.Rand, st *State) (Info, error) {
 	if st.Step >= s.T {
 		return Info{}, fmt.Errorf("smc: the run is finished (%d of %d steps)", st.Step, s.T)
 	}
+	p, err := s.propose(rng, st)
+	if err != nil {
+		return Info{}, err
+	}
+	if p.final {
+		err = s.finalRewards(st)
+	} else {
+		err = s.evaluate(rng, st, p.s, p.lambdaS)
+	}
+	if err != nil {
+		return Info{}, p.wrap(err)
+	}
+	return s.stepWeights(rng, st, p)
+}
+
+// pending is a step between its proposal and its reweighting.
+type pending struct {
+	i                   int
+	t, s, lambdaS       float64
+	final               bool
+	logq, logk, prevPsi []float64
+}
+
+func (p *pending) wrap(err error) error {
+	return wrapf(err, "step %d (t=%.4g -> s=%.4g)", p.i+1, p.t, p.s)
+}
+
+// propose performs step 1: it moves st.X to the proposed x_s and advances
+// st.Step; the twist at the new state is still to be evaluated.
+func (s *Sampler) propose(rng *rand.Rand, st *State) (*pending, error) {
 	N, L := s.cfg.N, s.env.L
 	i := st.Step
-	t, sNext := s.cfg.Grid[s.T-i], s.cfg.Grid[s.T-i-1]
-	final := i+1 == s.T
-	lambdaS := 1.0
-	if !final {
-		lambdaS = s.cfg.Lambda.At(i+1, s.T, sNext)
+	p := &pending{i: i, t: s.cfg.Grid[s.T-i], s: s.cfg.Grid[s.T-i-1], final: i+1 == s.T, lambdaS: 1}
+	if !p.final {
+		p.lambdaS = s.cfg.Lambda.At(i+1, s.T, p.s)
 	}
-	wrap := func(err error) error {
-		return wrapf(err, "step %d (t=%.4g -> s=%.4g)", i+1, t, sNext)
-	}
-
-	// 1. Propose.
 	xs := make([]int, N*L)
-	logq := make([]float64, N)
-	logk := make([]float64, N)
-	mv := &Move{Step: i, T: t, S: sNext, LambdaS: lambdaS, X: st.X, Ev: st.Ev, Pv: st.Pv, Grad: st.Grad, Twist: s.cfg.Twist, Final: final}
-	if err := s.cfg.Proposal.Propose(rng, &s.env, mv, xs, logq, logk); err != nil {
-		return Info{}, wrap(err)
+	p.logq = make([]float64, N)
+	p.logk = make([]float64, N)
+	mv := &Move{Step: i, T: p.t, S: p.s, LambdaS: p.lambdaS, X: st.X, Ev: st.Ev, Pv: st.Pv, Grad: st.Grad, Twist: s.cfg.Twist, Final: p.final}
+	if err := s.cfg.Proposal.Propose(rng, &s.env, mv, xs, p.logq, p.logk); err != nil {
+		return nil, p.wrap(err)
 	}
 	for j := range N {
-		if math.IsNaN(logq[j]) || math.IsInf(logq[j], 0) {
-			return Info{}, wrap(fmt.Errorf("proposal %s gave log q = %v for particle %d (it sampled a state it gives no mass)", s.cfg.Proposal.Name(), logq[j], j))
+		if math.IsNaN(p.logq[j]) || math.IsInf(p.logq[j], 0) {
+			return nil, p.wrap(fmt.Errorf("proposal %s gave log q = %v for particle %d (it sampled a state it gives no mass)", s.cfg.Proposal.Name(), p.logq[j], j))
 		}
 	}
-	prevPsi := append([]float64(nil), st.LogPsi...)
+	p.prevPsi = append([]float64(nil), st.LogPsi...)
 	st.X = xs
 	st.Step++
+	return p, nil
+}
 
-	// 2. Reweight with the twist at the new state.
-	if final {
-		if err := s.env.rewards(st.X, st.Rhat, "final particle"); err != nil {
-			return Info{}, wrap(err)
-		}
-		for j, r := range st.Rhat {
-			st.LogPsi[j] = r / s.env.Target.Alpha
-		}
-	} else if err := s.evaluate(rng, st, sNext, lambdaS); err != nil {
-		return Info{}, wrap(err)
+// finalRewards sets the exact rewards and log ψ = r/α at the clean state.
+func (s *Sampler) finalRewards(st *State) error {
+	if err := s.env.rewards(st.X, st.Rhat, "final particle"); err != nil {
+		return err
 	}
+	for j, r := range st.Rhat {
+		st.LogPsi[j] = r / s.env.Target.Alpha
+	}
+	return nil
+}
+
+// stepWeights performs steps 2 and 3 once the twist at the new state is
+// known.
+func (s *Sampler) stepWeights(rng *rand.Rand, st *State, p *pending) (Info, error) {
+	N := s.cfg.N
 	inc := make([]float64, N)
 	for j := range N {
-		inc[j] = logk[j] - logq[j] + st.LogPsi[j] - prevPsi[j]
+		inc[j] = p.logk[j] - p.logq[j] + st.LogPsi[j] - p.prevPsi[j]
 		if math.IsNaN(inc[j]) {
-			return Info{}, wrap(fmt.Errorf("incremental log-weight of particle %d is NaN (log k %v, log q %v, log psi %v -> %v)",
-				j, logk[j], logq[j], prevPsi[j], st.LogPsi[j]))
+			return Info{}, p.wrap(fmt.Errorf("incremental log-weight of particle %d is NaN (log k %v, log q %v, log psi %v -> %v)",
+				j, p.logk[j], p.logq[j], p.prevPsi[j], st.LogPsi[j]))
 		}
 	}
-	info, err := s.reweight(st, inc, lambdaS, sNext)
+	info, err := s.reweight(st, inc, p.lambdaS, p.s)
 	if err != nil {
-		return info, wrap(err)
+		return info, p.wrap(err)
 	}
-	info.LogQ, info.LogK = logq, logk
-
-	// 3. Maybe resample.
-	if !final {
+	info.LogQ, info.LogK = p.logq, p.logk
+	if !p.final {
 		if err := s.maybeResample(rng, st, &info); err != nil {
-			return info, wrap(err)
+			return info, p.wrap(err)
 		}
 	}
 	return info, nil

@@ -17,6 +17,47 @@ type Env struct {
 	Workers int
 	// RewardBatch is the number of sequences per Reward call.
 	RewardBatch int
+
+	scratch *engineScratch
+}
+
+// engineScratch holds buffers reused from step to step by the engine's
+// parts (the gradient look-ahead's noise, rewards, logits and padded
+// chunks), so that the steady state of a run does not allocate them.
+type engineScratch struct {
+	noise, r, logits []float64
+	pad              []laScratch
+}
+
+// laScratch is one worker's padded chunk of the gradient look-ahead.
+type laScratch struct {
+	x                   []int
+	noise, lg, rw, grad []float64
+}
+
+// scratchBufs returns the environment's scratch buffers.
+func (e *Env) scratchBufs() *engineScratch {
+	if e.scratch == nil {
+		e.scratch = &engineScratch{}
+	}
+	return e.scratch
+}
+
+// grow returns (*buf)[:n], reallocating when the capacity is short.
+func grow(buf *[]float64, n int) []float64 {
+	if cap(*buf) < n {
+		*buf = make([]float64, n)
+	}
+	*buf = (*buf)[:n]
+	return *buf
+}
+
+func growInts(buf *[]int, n int) []int {
+	if cap(*buf) < n {
+		*buf = make([]int, n)
+	}
+	*buf = (*buf)[:n]
+	return *buf
 }
 
 // rewards evaluates the target's reward on n = len(out) sequences in
@@ -107,11 +148,21 @@ func (LookAhead) Differentiable() bool { return false }
 
 // Eval implements Twist.
 func (la LookAhead) Eval(rng *rand.Rand, env *Env, x []int, ev []float64, t, lambda float64, logPsi, rhat, _ []float64) error {
+	x0, err := la.sample(rng, env, x, ev)
+	if err != nil {
+		return err
+	}
+	return la.score(env, x0, lambda, logPsi, rhat)
+}
+
+// sample draws the φ look-ahead samples of each of the n = len(x)/L
+// particles (row-major [i][k], n·φ·L tokens).
+func (la LookAhead) sample(rng *rand.Rand, env *Env, x []int, ev []float64) ([]int, error) {
 	if la.Phi < 1 {
-		return fmt.Errorf("smc: look-ahead needs phi >= 1, got %d", la.Phi)
+		return nil, fmt.Errorf("smc: look-ahead needs phi >= 1, got %d", la.Phi)
 	}
 	L, V, phi := env.L, env.V, la.Phi
-	n := len(logPsi)
+	n := len(x) / L
 	W := env.Target.Base.Width()
 	x0 := make([]int, n*phi*L)
 	// Particles that share a state share its evaluation, hence its CDFs.
@@ -126,7 +177,7 @@ func (la LookAhead) Eval(rng *rand.Rand, env *Env, x []int, ev []float64, t, lam
 			for l, v := range xi {
 				if v == V {
 					if err := softmaxCDF(logits[l*V:(l+1)*V], cdf[l*V:(l+1)*V]); err != nil {
-						return fmt.Errorf("%w (particle %d, position %d)", err, i, l)
+						return nil, fmt.Errorf("%w (particle %d, position %d)", err, i, l)
 					}
 				}
 			}
@@ -143,11 +194,17 @@ func (la LookAhead) Eval(rng *rand.Rand, env *Env, x []int, ev []float64, t, lam
 			}
 		}
 	}
-	r := make([]float64, n*phi)
+	return x0, nil
+}
+
+// score evaluates the rewards of the samples x0 of len(logPsi) particles
+// and sets log ψ and r̂.
+func (la LookAhead) score(env *Env, x0 []int, lambda float64, logPsi, rhat []float64) error {
+	r := make([]float64, len(logPsi)*la.Phi)
 	if err := env.rewards(x0, r, "look-ahead sample"); err != nil {
 		return err
 	}
-	tiltedLME(r, phi, lambda/env.Target.Alpha, logPsi, rhat)
+	tiltedLME(r, la.Phi, lambda/env.Target.Alpha, logPsi, rhat)
 	return nil
 }
 
@@ -367,6 +424,14 @@ type LogitPrimer interface {
 	Prime(x []int, logits []float64) error
 }
 
+// TimedPrimer is a LogitPrimer that also accepts the logits of
+// time-dependent denoisers, for one time t (see Reverse.PrimeAt).
+// GradLookAhead.Eval uses PrimeAt when its Share implements it.
+type TimedPrimer interface {
+	LogitPrimer
+	PrimeAt(x []int, t float64, logits []float64) error
+}
+
 // primesBase reports whether the engine must evaluate the twist before the
 // base: the twist then fills the base's logit cache.
 func (g GradLookAhead) primesBase() bool { return g.Share != nil }
@@ -412,44 +477,68 @@ func (g GradLookAhead) Eval(rng *rand.Rand, env *Env, x []int, _ []float64, t, l
 		return err
 	}
 	n := len(logPsi)
-	B, phi := g.Pool[0].Batch(), g.Pool[0].Phi()
 	if len(grad) != n*L*(V+1) {
 		return fmt.Errorf("smc: gradient buffer has length %d, want %d", len(grad), n*L*(V+1))
 	}
-	noise := make([]float64, n*phi*L*V)
+	noise := grow(&env.scratchBufs().noise, n*g.Pool[0].Phi()*L*V)
+	g.drawNoise(rng, noise)
+	return g.evalNoise(env, x, noise, t, lambda, logPsi, rhat, grad)
+}
+
+// drawNoise fills noise with standard Gumbel variates, in order.
+func (GradLookAhead) drawNoise(rng *rand.Rand, noise []float64) {
 	for i := range noise {
 		noise[i] = gumbel(rng)
 	}
+}
+
+// evalNoise is Eval with the Gumbel noise (n·φ·L·V) already drawn.
+func (g GradLookAhead) evalNoise(env *Env, x []int, noise []float64, t, lambda float64, logPsi, rhat, grad []float64) error {
+	L, V := env.L, env.V
+	n := len(logPsi)
+	B, phi := g.Pool[0].Batch(), g.Pool[0].Phi()
 	scale := lambda / env.Target.Alpha
-	r := make([]float64, n*phi)
+	sc := env.scratchBufs()
+	r := grow(&sc.r, n*phi)
 	var logits []float64
 	if g.Share != nil {
-		logits = make([]float64, n*L*V)
+		logits = grow(&sc.logits, n*L*V)
 	}
 	workers := max(1, min(env.Workers, len(g.Pool)))
-	type scratch struct {
-		x                   []int
-		noise, lg, rw, grad []float64
-	}
-	sc := make([]scratch, workers)
-	for w := range sc {
-		sc[w] = scratch{make([]int, B*L), make([]float64, B*phi*L*V), make([]float64, B*L*V), make([]float64, B*phi), make([]float64, B*L*(V+1))}
+	if len(sc.pad) < workers {
+		sc.pad = make([]laScratch, workers)
 	}
 	err := forChunks(n, B, workers, func(w, start, count int) error {
-		s := sc[w]
-		copy(s.x, x[start*L:(start+count)*L])
-		for i := count * L; i < len(s.x); i++ {
-			s.x[i] = V
+		s := &sc.pad[w]
+		if count == B { // a full chunk reads and writes the caller's slices
+			lg := logits
+			if lg == nil {
+				lg = grow(&s.lg, B*L*V)
+			} else {
+				lg = lg[start*L*V : (start+count)*L*V]
+			}
+			if err := g.Pool[w].ValueGrad(x[start*L:(start+count)*L], t, scale, noise[start*phi*L*V:(start+count)*phi*L*V],
+				lg, r[start*phi:(start+count)*phi], grad[start*L*(V+1):(start+count)*L*(V+1)]); err != nil {
+				return fmt.Errorf("smc: gradient look-ahead: %w", err)
+			}
+			return nil
 		}
-		clear(s.noise)
-		copy(s.noise, noise[start*phi*L*V:(start+count)*phi*L*V])
-		if err := g.Pool[w].ValueGrad(s.x, t, scale, s.noise, s.lg, s.rw, s.grad); err != nil {
+		xs := growInts(&s.x, B*L)
+		copy(xs, x[start*L:(start+count)*L])
+		for i := count * L; i < len(xs); i++ {
+			xs[i] = V
+		}
+		nz := grow(&s.noise, B*phi*L*V)
+		clear(nz)
+		copy(nz, noise[start*phi*L*V:(start+count)*phi*L*V])
+		lg, rw, gr := grow(&s.lg, B*L*V), grow(&s.rw, B*phi), grow(&s.grad, B*L*(V+1))
+		if err := g.Pool[w].ValueGrad(xs, t, scale, nz, lg, rw, gr); err != nil {
 			return fmt.Errorf("smc: gradient look-ahead: %w", err)
 		}
-		copy(r[start*phi:(start+count)*phi], s.rw[:count*phi])
-		copy(grad[start*L*(V+1):(start+count)*L*(V+1)], s.grad[:count*L*(V+1)])
+		copy(r[start*phi:(start+count)*phi], rw[:count*phi])
+		copy(grad[start*L*(V+1):(start+count)*L*(V+1)], gr[:count*L*(V+1)])
 		if logits != nil {
-			copy(logits[start*L*V:(start+count)*L*V], s.lg[:count*L*V])
+			copy(logits[start*L*V:(start+count)*L*V], lg[:count*L*V])
 		}
 		return nil
 	})
@@ -457,7 +546,11 @@ func (g GradLookAhead) Eval(rng *rand.Rand, env *Env, x []int, _ []float64, t, l
 		return err
 	}
 	if logits != nil {
-		if err := g.Share.Prime(x, logits); err != nil {
+		if tp, ok := g.Share.(TimedPrimer); ok {
+			if err := tp.PrimeAt(x, t, logits); err != nil {
+				return err
+			}
+		} else if err := g.Share.Prime(x, logits); err != nil {
 			return err
 		}
 	}

@@ -51,6 +51,7 @@ Usage:
   ddsmc plot   [flags] <dir>            (re)draw a sweep's figures from DIR/results.csv and print its table
   ddsmc configs                         list the built-in configs
   ddsmc tasks                           list the registered tasks
+  ddsmc bench  [flags]                  time SMC on the PyTorch peer's workloads, one JSON line each
 
 Progress goes to stderr, results to stdout. Run 'ddsmc <command> -h' for the flags of a command.
 `
@@ -100,6 +101,8 @@ func run(args []string, stdout, stderr io.Writer) (code int) {
 		err = cmdPlot(rest, stdout, stderr)
 	case "demo":
 		err = cmdDemo(rest, stdout, stderr)
+	case "bench":
+		err = cmdBench(rest, stdout, stderr)
 	case "configs":
 		for _, n := range configs.Names() {
 			fmt.Fprintln(stdout, n)

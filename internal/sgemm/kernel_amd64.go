@@ -1,0 +1,56 @@
+package sgemm
+
+//go:noescape
+func kern6x16(kc int, a, b, c *float32)
+
+//go:noescape
+func kern12x16(kc int, a, b, c *float32)
+
+func cpuid(eax, ecx uint32) (a, b, c, d uint32)
+
+func xgetbv() (eax uint32)
+
+// detect reports whether the CPU and OS support AVX2 and FMA (YMM state
+// enabled by the OS).
+func detect() bool {
+	maxID, _, _, _ := cpuid(0, 0)
+	if maxID < 7 {
+		return false
+	}
+	_, _, c1, _ := cpuid(1, 0)
+	const fma, osxsave, avx = 1 << 12, 1 << 27, 1 << 28
+	if c1&fma == 0 || c1&osxsave == 0 || c1&avx == 0 {
+		return false
+	}
+	if xgetbv()&6 != 6 { // XMM and YMM state
+		return false
+	}
+	_, b7, _, _ := cpuid(7, 0)
+	return b7&(1<<5) != 0 // AVX2
+}
+
+// detect512 reports whether the CPU and OS support AVX-512F (opmask and
+// ZMM state enabled by the OS).
+func detect512() bool {
+	if !detect() {
+		return false
+	}
+	if xgetbv()&0xe6 != 0xe6 {
+		return false
+	}
+	_, b7, _, _ := cpuid(7, 0)
+	return b7&(1<<16) != 0
+}
+
+func kernel(kc int, a, b, c []float32) { kern6x16(kc, &a[0], &b[0], &c[0]) }
+
+// kernel2 computes two consecutive 6-row panels (a holds 12·kc values)
+// into a 12×16 tile.
+func kernel2(kc int, a, b, c []float32) {
+	if has512 {
+		kern12x16(kc, &a[0], &b[0], &c[0])
+		return
+	}
+	kern6x16(kc, &a[0], &b[0], &c[0])
+	kern6x16(kc, &a[mr*kc], &b[0], &c[mr*nr])
+}

@@ -1,0 +1,14 @@
+//go:build !amd64
+
+package sgemm
+
+func detect() bool { return false }
+
+func kernel(kc int, a, b, c []float32) { kernelGo(kc, a, b, c) }
+
+func detect512() bool { return false }
+
+func kernel2(kc int, a, b, c []float32) {
+	kernelGo(kc, a, b, c)
+	kernelGo(kc, a[mr*kc:], b, c[mr*nr:])
+}

@@ -1,0 +1,295 @@
+// Package sgemm is a faster pure-Go (no cgo) float32 matrix product for
+// the default build: gonum's BLAS with Sgemm replaced by a packed,
+// cache-blocked GEMM around a 6×16 AVX2/FMA assembly micro-kernel, split
+// over the available cores for large products. On CPUs without AVX2 and
+// FMA it calls gonum's own Sgemm.
+//
+// Each entry of C is accumulated in the same order (k in blocks of KC,
+// sequentially within a block) whatever the matrix sizes, the position of
+// the entry and the number of goroutines, so results do not depend on
+// how a batch is split. They differ from gonum's in the last bits.
+package sgemm
+
+import (
+	"runtime"
+	"sync"
+	"sync/atomic"
+
+	"gonum.org/v1/gonum/blas"
+	"gonum.org/v1/gonum/blas/gonum"
+)
+
+// Micro-kernel and blocking sizes.
+const (
+	mr = 6
+	nr = 16
+	kc = 256
+	mc = 96
+	nc = 2048
+)
+
+// Enabled reports whether the assembly kernel is in use (AVX2 and FMA
+// present). Tests may switch it off to exercise the fallback.
+var Enabled = detect()
+
+// has512 selects the AVX-512 kernel for pairs of row panels (same results
+// as the AVX2 kernel, twice the width).
+var has512 = detect512()
+
+// parWork is the smallest m·n·k split over cores. Every product, however
+// small, goes through the packed kernel (when Enabled): choosing gonum for
+// small m would make a row's result depend on its batch size.
+var parWork = 1 << 17
+
+// inflight counts the products being computed, over all goroutines.
+var inflight atomic.Int32
+
+// Implementation is gonum's BLAS implementation with a faster Sgemm. It
+// satisfies gorgonia's and gorgonia.org/tensor's BLAS interfaces and
+// gonum's blas.Float32.
+type Implementation struct{ gonum.Implementation }
+
+// Name describes the implementation in use.
+func Name() string {
+	if Enabled && has512 {
+		return "gonum pure Go + internal/sgemm AVX-512/AVX2 FMA kernels"
+	}
+	if Enabled {
+		return "gonum pure Go + internal/sgemm AVX2/FMA kernel"
+	}
+	return "gonum pure Go"
+}
+
+// operand describes op(X) for a row-major X: element (i, j) of op(X) is
+// x[i*ld+j], or x[j*ld+i] when trans.
+type operand struct {
+	x     []float32
+	ld    int
+	trans bool
+}
+
+// Sgemm computes C = alpha·op(A)·op(B) + beta·C (row-major), as
+// gonum.Implementation.Sgemm, whose argument checks (and panics) it keeps.
+func (impl Implementation) Sgemm(tA, tB blas.Transpose, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
+	if !Enabled || alpha == 0 || k == 0 || !valid(tA, tB, m, n, k, a, lda, b, ldb, c, ldc) {
+		impl.Implementation.Sgemm(tA, tB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+		return
+	}
+	// C = beta·C first; the blocks then accumulate alpha·A·B into it.
+	for i := 0; i < m; i++ {
+		row := c[i*ldc : i*ldc+n]
+		switch beta {
+		case 0:
+			clear(row)
+		case 1:
+		default:
+			for j := range row {
+				row[j] *= beta
+			}
+		}
+	}
+	A := operand{a, lda, tA != blas.NoTrans}
+	B := operand{b, ldb, tB != blas.NoTrans}
+	procs := runtime.GOMAXPROCS(0)
+	// Products that run while another one is in flight (parallel SMC
+	// workers) stay on their goroutine: the cores are busy already.
+	defer inflight.Add(-1)
+	if inflight.Add(1) > 1 || procs < 2 || m*n*k < parWork {
+		gemm(A, B, c, ldc, alpha, 0, m, 0, n, k)
+		return
+	}
+	// Split the larger dimension into procs parts aligned to the kernel.
+	var wg sync.WaitGroup
+	if n >= m && n >= 2*nr {
+		step := (n/procs + nr - 1) / nr * nr
+		for j0 := 0; j0 < n; j0 += step {
+			wg.Add(1)
+			go func(j0 int) {
+				defer wg.Done()
+				gemm(A, B, c, ldc, alpha, 0, m, j0, min(n, j0+step), k)
+			}(j0)
+		}
+	} else {
+		step := (m/procs + mr - 1) / mr * mr
+		for i0 := 0; i0 < m; i0 += step {
+			wg.Add(1)
+			go func(i0 int) {
+				defer wg.Done()
+				gemm(A, B, c, ldc, alpha, i0, min(m, i0+step), 0, n, k)
+			}(i0)
+		}
+	}
+	wg.Wait()
+}
+
+// valid reports whether the arguments pass gonum's checks (otherwise gonum
+// is called to panic with its message).
+func valid(tA, tB blas.Transpose, m, n, k int, a []float32, lda int, b []float32, ldb int, c []float32, ldc int) bool {
+	okT := func(t blas.Transpose) bool { return t == blas.NoTrans || t == blas.Trans || t == blas.ConjTrans }
+	if !okT(tA) || !okT(tB) || m <= 0 || n <= 0 || k <= 0 || ldc < max(1, n) || len(c) < (m-1)*ldc+n {
+		return false
+	}
+	if tA != blas.NoTrans {
+		if lda < max(1, m) || len(a) < (k-1)*lda+m {
+			return false
+		}
+	} else if lda < max(1, k) || len(a) < (m-1)*lda+k {
+		return false
+	}
+	if tB != blas.NoTrans {
+		if ldb < max(1, k) || len(b) < (n-1)*ldb+k {
+			return false
+		}
+	} else if ldb < max(1, n) || len(b) < (k-1)*ldb+n {
+		return false
+	}
+	return true
+}
+
+// buffers are the packing buffers of one goroutine.
+type buffers struct {
+	a    []float32 // mc×kc
+	b    []float32 // kc×nc
+	tile [2 * mr * nr]float32
+}
+
+var pool = sync.Pool{New: func() any {
+	return &buffers{a: make([]float32, mc*kc), b: make([]float32, kc*nc)}
+}}
+
+// gemm adds alpha·op(A)[i0:i1, :]·op(B)[:, j0:j1] to C's block.
+func gemm(A, B operand, c []float32, ldc int, alpha float32, i0, i1, j0, j1, k int) {
+	buf := pool.Get().(*buffers)
+	defer pool.Put(buf)
+	for jc := j0; jc < j1; jc += nc {
+		nb := min(nc, j1-jc)
+		for pc := 0; pc < k; pc += kc {
+			kb := min(kc, k-pc)
+			packB(B, buf.b, pc, kb, jc, nb)
+			for ic := i0; ic < i1; ic += mc {
+				mb := min(mc, i1-ic)
+				packA(A, buf.a, ic, mb, pc, kb)
+				for jr := 0; jr < nb; jr += nr {
+					bp := buf.b[jr*kb : (jr+nr)*kb]
+					nn := min(nr, nb-jr)
+					for ir := 0; ir < mb; {
+						rows := mr
+						if ir+mr < mb { // two panels at once
+							rows = 2 * mr
+							kernel2(kb, buf.a[ir*kb:(ir+rows)*kb], bp, buf.tile[:])
+						} else {
+							kernel(kb, buf.a[ir*kb:(ir+mr)*kb], bp, buf.tile[:])
+						}
+						mm := min(rows, mb-ir)
+						for i := 0; i < mm; i++ {
+							row := c[(ic+ir+i)*ldc+jc+jr : (ic+ir+i)*ldc+jc+jr+nn]
+							t := buf.tile[i*nr : i*nr+nn]
+							for j := range row {
+								row[j] += alpha * t[j]
+							}
+						}
+						ir += rows
+					}
+				}
+			}
+		}
+	}
+}
+
+// packA packs op(A)[ic:ic+mb, pc:pc+kb] into panels of mr rows: panel
+// ir/mr holds dst[ir*kb + p*mr + i] = op(A)(ic+ir+i, pc+p), zero-padded.
+func packA(A operand, dst []float32, ic, mb, pc, kb int) {
+	for ir := 0; ir < mb; ir += mr {
+		panel := dst[ir*kb : (ir+mr)*kb]
+		mm := min(mr, mb-ir)
+		if A.trans { // row p of A holds column p of op(A): contiguous mr values
+			for p := 0; p < kb; p++ {
+				off := (pc+p)*A.ld + ic + ir
+				d := panel[p*mr : p*mr+mr]
+				if mm == mr {
+					*(*[mr]float32)(d) = *(*[mr]float32)(A.x[off : off+mr])
+					continue
+				}
+				clear(d)
+				copy(d, A.x[off:off+mm])
+			}
+			continue
+		}
+		if mm < mr {
+			clear(panel)
+			for i := 0; i < mm; i++ {
+				src := A.x[(ic+ir+i)*A.ld+pc : (ic+ir+i)*A.ld+pc+kb]
+				for p, v := range src {
+					panel[p*mr+i] = v
+				}
+			}
+			continue
+		}
+		// Six streams, sequential writes.
+		r := (ic + ir) * A.ld
+		s0, s1, s2 := A.x[r+pc:r+pc+kb], A.x[r+A.ld+pc:r+A.ld+pc+kb], A.x[r+2*A.ld+pc:r+2*A.ld+pc+kb]
+		s3, s4, s5 := A.x[r+3*A.ld+pc:r+3*A.ld+pc+kb], A.x[r+4*A.ld+pc:r+4*A.ld+pc+kb], A.x[r+5*A.ld+pc:r+5*A.ld+pc+kb]
+		for p := range s0 {
+			d := (*[mr]float32)(panel[p*mr : p*mr+mr])
+			d[0], d[1], d[2], d[3], d[4], d[5] = s0[p], s1[p], s2[p], s3[p], s4[p], s5[p]
+		}
+	}
+}
+
+// packB packs op(B)[pc:pc+kb, jc:jc+nb] into panels of nr columns: panel
+// jr/nr holds dst[jr*kb + p*nr + j] = op(B)(pc+p, jc+jr+j), zero-padded.
+func packB(B operand, dst []float32, pc, kb, jc, nb int) {
+	for jr := 0; jr < nb; jr += nr {
+		panel := dst[jr*kb : (jr+nr)*kb]
+		nn := min(nr, nb-jr)
+		if !B.trans {
+			for p := 0; p < kb; p++ {
+				off := (pc+p)*B.ld + jc + jr
+				d := panel[p*nr : p*nr+nr]
+				if nn == nr {
+					*(*[nr]float32)(d) = *(*[nr]float32)(B.x[off : off+nr])
+					continue
+				}
+				clear(d)
+				copy(d, B.x[off:off+nn])
+			}
+			continue
+		}
+		if nn < nr {
+			clear(panel)
+			for j := 0; j < nn; j++ {
+				src := B.x[(jc+jr+j)*B.ld+pc : (jc+jr+j)*B.ld+pc+kb]
+				for p, v := range src {
+					panel[p*nr+j] = v
+				}
+			}
+			continue
+		}
+		// Sixteen streams (rows of B), sequential writes.
+		var rows [nr][]float32
+		for j := range rows {
+			o := (jc+jr+j)*B.ld + pc
+			rows[j] = B.x[o : o+kb]
+		}
+		for p := 0; p < kb; p++ {
+			d := (*[nr]float32)(panel[p*nr : p*nr+nr])
+			for j := range d {
+				d[j] = rows[j][p]
+			}
+		}
+	}
+}
+
+// kernelGo is the micro-kernel in Go (reference for tests and other
+// architectures).
+func kernelGo(kb int, a, b, c []float32) {
+	clear(c[:mr*nr])
+	for p := 0; p < kb; p++ {
+		for i := 0; i < mr; i++ {
+			av := a[p*mr+i]
+			for j := 0; j < nr; j++ {
+				c[i*nr+j] += av * b[p*nr+j]
+			}
+		}
+	}
+}

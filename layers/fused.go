@@ -1,0 +1,475 @@
+package layers
+
+import (
+	"fmt"
+	"hash"
+	"hash/fnv"
+
+	"github.com/chewxy/hm"
+	G "gorgonia.org/gorgonia"
+	"gorgonia.org/tensor"
+)
+
+// Fused Gorgonia ops for the hot paths of the denoisers: the bias add of
+// Linear (Gorgonia's BroadcastAdd materialises a repeated bias first), ReLU
+// (Rectify is a compare, a conversion and a product) and the column concat
+// of the MLP's time embedding (Concat goes through a generic iterator).
+// Their forward values equal the composed ops' bit for bit; their
+// hand-derived backward passes are checked against finite differences in
+// float64 (fused_test.go).
+//
+// Each node's op owns its output buffer and reuses it from run to run, so
+// steady-state runs do not allocate it: a node's value is only valid until
+// the next run of its program, which is how the graph package and the
+// look-ahead read them (copies right after the run).
+//
+//	addBias(y [N, d], b [d])  = y + 1·bᵀ      ∂y = g, ∂b = Σ_rows g
+//	relu(x)                   = x⊙[x ≥ 0]      ∂x = g⊙[x > 0]
+//	concatCols(a [N,p], b [N,q]) = [a b]       ∂a = g[:, :p], ∂b = g[:, p:]
+
+// fusedBase implements the boilerplate of the Op interface and the reused
+// output buffer.
+type fusedBase struct {
+	name string
+	out  *tensor.Dense
+}
+
+func (o *fusedBase) ReturnsPtr() bool      { return false }
+func (o *fusedBase) CallsExtern() bool     { return false }
+func (o *fusedBase) OverwritesInput() int  { return -1 }
+func (o *fusedBase) String() string        { return o.name }
+func (o *fusedBase) WriteHash(h hash.Hash) { fmt.Fprintf(h, "ddsmc.%s", o.name) }
+func (o *fusedBase) Hashcode() uint32 {
+	h := fnv.New32a()
+	o.WriteHash(h)
+	return h.Sum32()
+}
+
+// buffer returns the op's output tensor of shape r×c with dtype dt,
+// allocating it on first use (or when the shape or dtype changes).
+func (o *fusedBase) buffer(dt tensor.Dtype, r, c int) *tensor.Dense {
+	if o.out == nil || o.out.Dtype() != dt || !o.out.Shape().Eq(tensor.Shape{r, c}) {
+		o.out = tensor.New(tensor.WithShape(r, c), tensor.Of(dt))
+	}
+	return o.out
+}
+
+func shapeOf(op string, in G.DimSizer, rank int) (tensor.Shape, error) {
+	s, ok := in.(tensor.Shape)
+	if !ok || len(s) != rank {
+		return nil, fmt.Errorf("layers: %s: want rank %d, got %v", op, rank, in)
+	}
+	return s, nil
+}
+
+func dtypeOf(op string, vals ...G.Value) (tensor.Dtype, error) {
+	dt := vals[0].Dtype()
+	for _, v := range vals[1:] {
+		if v.Dtype() != dt {
+			return dt, fmt.Errorf("layers: %s: mixed dtypes %v and %v", op, dt, v.Dtype())
+		}
+	}
+	if dt != tensor.Float32 && dt != tensor.Float64 {
+		return dt, fmt.Errorf("layers: %s: unsupported dtype %v", op, dt)
+	}
+	return dt, nil
+}
+
+func noDiff(n int) []bool { return make([]bool, n) }
+
+// ---- addBias ----
+
+type addBiasOp struct{ fusedBase }
+
+// AddBias returns y + b broadcast over the rows of y [N, d] (b [d]), as a
+// fused op.
+func AddBias(y, b *G.Node) (out *G.Node, err error) {
+	defer catch("add bias", &err)
+	return G.Must(G.ApplyOp(&addBiasOp{fusedBase{name: "addBias"}}, y, b)), nil
+}
+
+func (*addBiasOp) Arity() int { return 2 }
+func (*addBiasOp) Type() hm.Type {
+	a := hm.TypeVariable('a')
+	return hm.NewFnType(G.TensorType{Dims: 2, Of: a}, G.TensorType{Dims: 1, Of: a}, G.TensorType{Dims: 2, Of: a})
+}
+func (*addBiasOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) {
+	if len(in) != 2 {
+		return nil, fmt.Errorf("layers: addBias: want 2 inputs, got %d", len(in))
+	}
+	y, err := shapeOf("addBias", in[0], 2)
+	if err != nil {
+		return nil, err
+	}
+	b, err := shapeOf("addBias", in[1], 1)
+	if err != nil {
+		return nil, err
+	}
+	if b[0] != y[1] {
+		return nil, fmt.Errorf("layers: addBias: bias %v for rows %v", b, y)
+	}
+	return y.Clone(), nil
+}
+func (o *addBiasOp) Do(vals ...G.Value) (G.Value, error) {
+	if len(vals) != 2 {
+		return nil, fmt.Errorf("layers: addBias: want 2 inputs, got %d", len(vals))
+	}
+	dt, err := dtypeOf("addBias", vals...)
+	if err != nil {
+		return nil, err
+	}
+	s := vals[0].Shape()
+	if len(s) != 2 || vals[1].Shape().TotalSize() != s[1] {
+		return nil, fmt.Errorf("layers: addBias: shapes %v and %v", s, vals[1].Shape())
+	}
+	out := o.buffer(dt, s[0], s[1])
+	switch y := vals[0].Data().(type) {
+	case []float32:
+		addBias(y, vals[1].Data().([]float32), out.Data().([]float32))
+	case []float64:
+		addBias(y, vals[1].Data().([]float64), out.Data().([]float64))
+	}
+	return out, nil
+}
+
+func addBias[F float32 | float64](y, b, out []F) {
+	d := len(b)
+	for i := 0; i < len(y); i += d {
+		yr, or := y[i:i+d], out[i:i+d]
+		for j, v := range b {
+			or[j] = yr[j] + v
+		}
+	}
+}
+
+func (*addBiasOp) DiffWRT(n int) []bool { return []bool{true, true} }
+func (*addBiasOp) SymDiff(inputs G.Nodes, output, grad *G.Node) (G.Nodes, error) {
+	if len(inputs) != 2 {
+		return nil, fmt.Errorf("layers: addBias: want 2 inputs, got %d", len(inputs))
+	}
+	db, err := G.ApplyOp(&colSumOp{fusedBase{name: "colSum"}}, grad)
+	if err != nil {
+		return nil, err
+	}
+	return G.Nodes{grad, db}, nil
+}
+
+// colSumOp sums a matrix [N, d] over its rows, giving [d].
+type colSumOp struct{ fusedBase }
+
+func (*colSumOp) Arity() int { return 1 }
+func (*colSumOp) Type() hm.Type {
+	a := hm.TypeVariable('a')
+	return hm.NewFnType(G.TensorType{Dims: 2, Of: a}, G.TensorType{Dims: 1, Of: a})
+}
+func (*colSumOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) {
+	if len(in) != 1 {
+		return nil, fmt.Errorf("layers: colSum: want 1 input, got %d", len(in))
+	}
+	s, err := shapeOf("colSum", in[0], 2)
+	if err != nil {
+		return nil, err
+	}
+	return tensor.Shape{s[1]}, nil
+}
+func (o *colSumOp) Do(vals ...G.Value) (G.Value, error) {
+	if len(vals) != 1 {
+		return nil, fmt.Errorf("layers: colSum: want 1 input, got %d", len(vals))
+	}
+	dt, err := dtypeOf("colSum", vals...)
+	if err != nil {
+		return nil, err
+	}
+	s := vals[0].Shape()
+	if len(s) != 2 {
+		return nil, fmt.Errorf("layers: colSum: shape %v", s)
+	}
+	if o.out == nil || o.out.Dtype() != dt || o.out.Shape().TotalSize() != s[1] {
+		o.out = tensor.New(tensor.WithShape(s[1]), tensor.Of(dt))
+	}
+	switch g := vals[0].Data().(type) {
+	case []float32:
+		colSum(g, o.out.Data().([]float32))
+	case []float64:
+		colSum(g, o.out.Data().([]float64))
+	}
+	return o.out, nil
+}
+
+func colSum[F float32 | float64](g, out []F) {
+	clear(out)
+	d := len(out)
+	for i := 0; i < len(g); i += d {
+		for j, v := range g[i : i+d] {
+			out[j] += v
+		}
+	}
+}
+
+func (*colSumOp) DiffWRT(n int) []bool { return noDiff(n) }
+func (*colSumOp) SymDiff(G.Nodes, *G.Node, *G.Node) (G.Nodes, error) {
+	return nil, fmt.Errorf("layers: colSum is not differentiable")
+}
+
+// ---- relu ----
+
+type reluOp struct{ fusedBase }
+
+// ReLUOp returns max(x, 0) of a matrix x as a fused op.
+func ReLUOp(x *G.Node) (y *G.Node, err error) {
+	defer catch("relu", &err)
+	if _, _, err := must2("relu", x); err != nil {
+		return nil, err
+	}
+	return G.Must(G.ApplyOp(&reluOp{fusedBase{name: "relu"}}, x)), nil
+}
+
+func (*reluOp) Arity() int { return 1 }
+func (*reluOp) Type() hm.Type {
+	a := hm.TypeVariable('a')
+	return hm.NewFnType(a, a)
+}
+func (*reluOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) {
+	if len(in) != 1 {
+		return nil, fmt.Errorf("layers: relu: want 1 input, got %d", len(in))
+	}
+	s, err := shapeOf("relu", in[0], 2)
+	if err != nil {
+		return nil, err
+	}
+	return s.Clone(), nil
+}
+func (o *reluOp) Do(vals ...G.Value) (G.Value, error) {
+	if len(vals) != 1 {
+		return nil, fmt.Errorf("layers: relu: want 1 input, got %d", len(vals))
+	}
+	dt, err := dtypeOf("relu", vals...)
+	if err != nil {
+		return nil, err
+	}
+	s := vals[0].Shape()
+	out := o.buffer(dt, s[0], s[1])
+	switch x := vals[0].Data().(type) {
+	case []float32:
+		relu(x, out.Data().([]float32))
+	case []float64:
+		relu(x, out.Data().([]float64))
+	}
+	return out, nil
+}
+
+// relu is x·[x ≥ 0], exactly Gorgonia's Rectify (NaN stays NaN, negative
+// inputs give −0).
+func relu[F float32 | float64](x, out []F) {
+	for i, v := range x {
+		var m F
+		if v >= 0 {
+			m = 1
+		}
+		out[i] = v * m
+	}
+}
+
+func (*reluOp) DiffWRT(n int) []bool { return []bool{true} }
+func (*reluOp) SymDiff(inputs G.Nodes, output, grad *G.Node) (G.Nodes, error) {
+	if len(inputs) != 1 {
+		return nil, fmt.Errorf("layers: relu: want 1 input, got %d", len(inputs))
+	}
+	d, err := G.ApplyOp(&reluBackOp{fusedBase{name: "reluBack"}}, inputs[0], grad)
+	if err != nil {
+		return nil, err
+	}
+	return G.Nodes{d}, nil
+}
+
+// reluBackOp(x, g) = g⊙[x > 0].
+type reluBackOp struct{ fusedBase }
+
+func (*reluBackOp) Arity() int { return 2 }
+func (*reluBackOp) Type() hm.Type {
+	a := hm.TypeVariable('a')
+	return hm.NewFnType(a, a, a)
+}
+func (*reluBackOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) {
+	if len(in) != 2 {
+		return nil, fmt.Errorf("layers: reluBack: want 2 inputs, got %d", len(in))
+	}
+	s, err := shapeOf("reluBack", in[0], 2)
+	if err != nil {
+		return nil, err
+	}
+	return s.Clone(), nil
+}
+func (o *reluBackOp) Do(vals ...G.Value) (G.Value, error) {
+	if len(vals) != 2 {
+		return nil, fmt.Errorf("layers: reluBack: want 2 inputs, got %d", len(vals))
+	}
+	dt, err := dtypeOf("reluBack", vals...)
+	if err != nil {
+		return nil, err
+	}
+	s := vals[0].Shape()
+	if !s.Eq(vals[1].Shape()) {
+		return nil, fmt.Errorf("layers: reluBack: shapes %v and %v", s, vals[1].Shape())
+	}
+	out := o.buffer(dt, s[0], s[1])
+	switch x := vals[0].Data().(type) {
+	case []float32:
+		reluBack(x, vals[1].Data().([]float32), out.Data().([]float32))
+	case []float64:
+		reluBack(x, vals[1].Data().([]float64), out.Data().([]float64))
+	}
+	return out, nil
+}
+
+func reluBack[F float32 | float64](x, g, out []F) {
+	for i, v := range x {
+		var m F
+		if v > 0 {
+			m = 1
+		}
+		out[i] = g[i] * m
+	}
+}
+
+func (*reluBackOp) DiffWRT(n int) []bool { return noDiff(n) }
+func (*reluBackOp) SymDiff(G.Nodes, *G.Node, *G.Node) (G.Nodes, error) {
+	return nil, fmt.Errorf("layers: reluBack is not differentiable")
+}
+
+// ---- concatCols ----
+
+type concatColsOp struct{ fusedBase }
+
+// ConcatCols returns [a b] for matrices a [N, p] and b [N, q], as a fused
+// op.
+func ConcatCols(a, b *G.Node) (y *G.Node, err error) {
+	defer catch("concat", &err)
+	return G.Must(G.ApplyOp(&concatColsOp{fusedBase{name: "concatCols"}}, a, b)), nil
+}
+
+func (*concatColsOp) Arity() int { return 2 }
+func (*concatColsOp) Type() hm.Type {
+	a := hm.TypeVariable('a')
+	return hm.NewFnType(a, a, a)
+}
+func (*concatColsOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) {
+	if len(in) != 2 {
+		return nil, fmt.Errorf("layers: concatCols: want 2 inputs, got %d", len(in))
+	}
+	a, err := shapeOf("concatCols", in[0], 2)
+	if err != nil {
+		return nil, err
+	}
+	b, err := shapeOf("concatCols", in[1], 2)
+	if err != nil {
+		return nil, err
+	}
+	if a[0] != b[0] {
+		return nil, fmt.Errorf("layers: concatCols: %v and %v have different row counts", a, b)
+	}
+	return tensor.Shape{a[0], a[1] + b[1]}, nil
+}
+func (o *concatColsOp) Do(vals ...G.Value) (G.Value, error) {
+	if len(vals) != 2 {
+		return nil, fmt.Errorf("layers: concatCols: want 2 inputs, got %d", len(vals))
+	}
+	dt, err := dtypeOf("concatCols", vals...)
+	if err != nil {
+		return nil, err
+	}
+	sa, sb := vals[0].Shape(), vals[1].Shape()
+	if len(sa) != 2 || len(sb) != 2 || sa[0] != sb[0] {
+		return nil, fmt.Errorf("layers: concatCols: shapes %v and %v", sa, sb)
+	}
+	out := o.buffer(dt, sa[0], sa[1]+sb[1])
+	switch a := vals[0].Data().(type) {
+	case []float32:
+		concatCols(a, vals[1].Data().([]float32), out.Data().([]float32), sa[1], sb[1])
+	case []float64:
+		concatCols(a, vals[1].Data().([]float64), out.Data().([]float64), sa[1], sb[1])
+	}
+	return out, nil
+}
+
+func concatCols[F float32 | float64](a, b, out []F, p, q int) {
+	for i := 0; i < len(out)/(p+q); i++ {
+		copy(out[i*(p+q):i*(p+q)+p], a[i*p:(i+1)*p])
+		copy(out[i*(p+q)+p:(i+1)*(p+q)], b[i*q:(i+1)*q])
+	}
+}
+
+func (*concatColsOp) DiffWRT(n int) []bool { return []bool{true, true} }
+func (*concatColsOp) SymDiff(inputs G.Nodes, output, grad *G.Node) (G.Nodes, error) {
+	if len(inputs) != 2 {
+		return nil, fmt.Errorf("layers: concatCols: want 2 inputs, got %d", len(inputs))
+	}
+	p, q := inputs[0].Shape()[1], inputs[1].Shape()[1]
+	ga, err := G.ApplyOp(&sliceColsOp{fusedBase{name: fmt.Sprintf("sliceCols(0,%d)", p)}, 0, p}, grad)
+	if err != nil {
+		return nil, err
+	}
+	gb, err := G.ApplyOp(&sliceColsOp{fusedBase{name: fmt.Sprintf("sliceCols(%d,%d)", p, p+q)}, p, p + q}, grad)
+	if err != nil {
+		return nil, err
+	}
+	return G.Nodes{ga, gb}, nil
+}
+
+// sliceColsOp returns the columns lo..hi−1 of a matrix.
+type sliceColsOp struct {
+	fusedBase
+	lo, hi int
+}
+
+func (*sliceColsOp) Arity() int { return 1 }
+func (*sliceColsOp) Type() hm.Type {
+	a := hm.TypeVariable('a')
+	return hm.NewFnType(a, a)
+}
+func (o *sliceColsOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) {
+	if len(in) != 1 {
+		return nil, fmt.Errorf("layers: sliceCols: want 1 input, got %d", len(in))
+	}
+	s, err := shapeOf("sliceCols", in[0], 2)
+	if err != nil {
+		return nil, err
+	}
+	if o.hi > s[1] || o.lo < 0 || o.lo >= o.hi {
+		return nil, fmt.Errorf("layers: sliceCols %d..%d of %v", o.lo, o.hi, s)
+	}
+	return tensor.Shape{s[0], o.hi - o.lo}, nil
+}
+func (o *sliceColsOp) Do(vals ...G.Value) (G.Value, error) {
+	if len(vals) != 1 {
+		return nil, fmt.Errorf("layers: sliceCols: want 1 input, got %d", len(vals))
+	}
+	dt, err := dtypeOf("sliceCols", vals...)
+	if err != nil {
+		return nil, err
+	}
+	s := vals[0].Shape()
+	if len(s) != 2 || o.hi > s[1] {
+		return nil, fmt.Errorf("layers: sliceCols %d..%d of %v", o.lo, o.hi, s)
+	}
+	out := o.buffer(dt, s[0], o.hi-o.lo)
+	switch g := vals[0].Data().(type) {
+	case []float32:
+		sliceCols(g, out.Data().([]float32), s[1], o.lo, o.hi)
+	case []float64:
+		sliceCols(g, out.Data().([]float64), s[1], o.lo, o.hi)
+	}
+	return out, nil
+}
+
+func sliceCols[F float32 | float64](g, out []F, w, lo, hi int) {
+	n := hi - lo
+	for i := 0; i < len(g)/w; i++ {
+		copy(out[i*n:(i+1)*n], g[i*w+lo:i*w+hi])
+	}
+}
+
+func (*sliceColsOp) DiffWRT(n int) []bool { return noDiff(n) }
+func (*sliceColsOp) SymDiff(G.Nodes, *G.Node, *G.Node) (G.Nodes, error) {
+	return nil, fmt.Errorf("layers: sliceCols is not differentiable")
+}
