@@ -191,8 +191,8 @@ func (r *Reverse) Kernel() diffusion.Kernel { return r.k }
 //
 // which factorises over positions. Its path marginal equals p₁^a·p₂^b
 // exactly when the models satisfy detailed balance with the forward process
-// (e.g. T = 1); in general it is the path-space product, and ExactPath
-// computes it. The look-ahead x0-logits are a·ℓ₁ + b·ℓ₂. A position where
+// (e.g. T = 1); in general it is the path-space product, which
+// ExactTarget enumerates (its Base field). The look-ahead x0-logits are a·ℓ₁ + b·ℓ₂. A position where
 // either model gives probability 0 gets probability 0 (support
 // intersection), so negative exponents never produce +Inf.
 type Product struct {
@@ -390,7 +390,14 @@ func (p *denoiserPool) logits(x []int, t float64, out []float64, workers int) er
 		for i := range tb {
 			tb[i] = t
 		}
+		nan := math.NaN()
+		for i := range ob {
+			ob[i] = nan // a value the denoiser leaves unwritten stays NaN
+		}
 		if err := p.dens[w].X0Logits(xb, tb, ob); err != nil {
+			return wrapf(err, "denoiser at t=%v", t)
+		}
+		if err := checkLogits(ob[:count*L*V], L, V, start); err != nil {
 			return wrapf(err, "denoiser at t=%v", t)
 		}
 		copy(out[start*L*V:(start+count)*L*V], ob[:count*L*V])
@@ -458,4 +465,21 @@ func (c *logitCache) put(key string, logits []float64) {
 		return
 	}
 	c.m[key] = logits
+}
+
+// checkLogits refuses x0-logits that are NaN (including values the
+// denoiser left unwritten, which are pre-filled with NaN) or +Inf, for
+// every row of a batch; first is the batch's first row.
+func checkLogits(z []float64, L, V, first int) error {
+	for i, v := range z {
+		if math.IsNaN(v) || math.IsInf(v, 1) {
+			what := "is NaN (not a number, or left unwritten)"
+			if v > 0 {
+				what = "is +Inf"
+			}
+			row := i / (L * V)
+			return fmt.Errorf("smc: x0-logit of particle %d, position %d, token %d %s", first+row, i/V%L, i%V, what)
+		}
+	}
+	return nil
 }

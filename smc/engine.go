@@ -123,6 +123,11 @@ func New(target Target, cfg Config) (*Sampler, error) {
 			return nil, err
 		}
 	}
+	if q, ok := cfg.Proposal.(*Learned); ok {
+		if ql, qv := q.Shape(); ql != L || qv != V {
+			return nil, fmt.Errorf("smc: learned proposal is for L=%d, V=%d but the target's base has L=%d, V=%d", ql, qv, L, V)
+		}
+	}
 	if _, ok := cfg.Proposal.(LOP); ok && !cfg.Twist.Deterministic() {
 		return nil, fmt.Errorf("smc: the locally optimal proposal needs a deterministic twist (twist = exact), got %s", cfg.Twist.Name())
 	}

@@ -183,3 +183,60 @@ func TestStepErrorsNameThePackageOnce(t *testing.T) {
 		t.Fatalf("nested contexts read %q, want %q", got, "smc: a 1: b: x")
 	}
 }
+
+// unwritten is a denoiser that writes every x0-logit but the last one.
+type unwritten struct{ L, V int }
+
+func (u unwritten) Shape() (int, int) { return u.L, u.V }
+func (u unwritten) X0Logits(xt []int, t []float64, out []float64) error {
+	for i := range out[:len(out)-1] {
+		out[i] = 0
+	}
+	return nil
+}
+
+// nanLast is a denoiser whose logits are NaN for the last particle of a
+// batch only (not the first of its distinct states).
+type nanLast struct{ L, V int }
+
+func (u nanLast) Shape() (int, int) { return u.L, u.V }
+func (u nanLast) X0Logits(xt []int, t []float64, out []float64) error {
+	for i := range out {
+		out[i] = 0
+	}
+	out[len(out)-1] = math.NaN()
+	return nil
+}
+
+// Library-level checks: a denoiser that leaves part of its output
+// unwritten, NaN logits of any particle (not only the first of each
+// distinct state), and a learned proposal of the wrong shape are errors
+// that say so.
+func TestDenoiserOutputIsChecked(t *testing.T) {
+	k := diffusion.Kernel{Schedule: diffusion.Linear()}
+	grid, _ := diffusion.NewGrid(3, "linear")
+	for _, c := range []struct {
+		d    diffusion.Denoiser
+		want string
+	}{{unwritten{2, 3}, "left unwritten"}, {nanLast{2, 3}, "particle 3, position 1, token 2 is NaN"}} {
+		base, err := NewReverse(k, []diffusion.Denoiser{c.d}, 4)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s, err := New(Target{Base: base, Alpha: 1}, Config{N: 4, Grid: grid})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.Run(rand.New(rand.NewPCG(1, 1))); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%T: %v, want an error containing %q", c.d, err, c.want)
+		}
+	}
+	base, _ := NewReverse(k, []diffusion.Denoiser{unwritten{2, 3}}, 4)
+	q, err := NewLearned(k, []diffusion.Denoiser{unwritten{3, 3}}, 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := New(Target{Base: base, Alpha: 1}, Config{N: 4, Grid: grid, Proposal: q}); err == nil || !strings.Contains(err.Error(), "learned proposal is for L=3, V=3") {
+		t.Errorf("learned proposal of the wrong shape: %v", err)
+	}
+}

@@ -469,3 +469,6 @@ func (q *Learned) Propose(rng *rand.Rand, env *Env, m *Move, xs []int, logq, log
 	}
 	return nil
 }
+
+// Shape returns the sequence length and vocabulary size of q_φ.
+func (q *Learned) Shape() (L, V int) { return q.pool.l, q.pool.v }
