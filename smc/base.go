@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"slices"
+	"sync/atomic"
 
 	"github.com/ddsmc/ddsmc/diffusion"
 )
@@ -342,6 +343,7 @@ type denoiserPool struct {
 	xs    [][]int
 	ts    [][]float64
 	outs  [][]float64
+	rows  atomic.Int64 // rows evaluated (Cost.DenoiserRows or ProposalRows)
 }
 
 func newDenoiserPool(dens []diffusion.Denoiser, batch int) (*denoiserPool, error) {
@@ -401,6 +403,7 @@ func (p *denoiserPool) logits(x []int, t float64, out []float64, workers int) er
 			return wrapf(err, "denoiser at t=%v", t)
 		}
 		copy(out[start*L*V:(start+count)*L*V], ob[:count*L*V])
+		p.rows.Add(int64(count)) // cost hook (cost.go)
 		return nil
 	})
 }

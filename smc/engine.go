@@ -90,6 +90,9 @@ func New(target Target, cfg Config) (*Sampler, error) {
 	if cfg.Twist == nil {
 		cfg.Twist = NoTwist{}
 	}
+	if err := checkAdaptive(cfg); err != nil { // adaptive.go
+		return nil, err
+	}
 	if cfg.Proposal == nil {
 		cfg.Proposal = ReverseProposal{}
 	}
@@ -163,6 +166,9 @@ type State struct {
 	Grad   []float64 // ∂r̂/∂onehot(X) (differentiable twists only)
 	Origin []int     // index of the initial particle each descends from
 	LogZ   float64   // log Ẑ so far
+
+	lambda float64  // current λ of an adaptive schedule (adaptive.go)
+	cost   costMark // where the run's work counts start (cost.go)
 }
 
 // Info describes one step: the trace row of paper-style diagnostics.
@@ -178,6 +184,7 @@ type Info struct {
 	Unique     int       `json:"unique"`      // distinct initial ancestors after the step
 	LogZ       float64   `json:"log_z"`       // log Ẑ so far
 	Dead       int       `json:"dead"`        // particles with zero weight before resampling
+	Cost       Cost      `json:"cost"`        // work so far (cost.go; no wall time)
 	Increments []float64 `json:"-"`           // incremental log-weights of this step
 	LogQ       []float64 `json:"-"`           // log q(x_s|x_t) of this step's proposal, per particle
 	LogK       []float64 `json:"-"`           // log k(x_s|x_t) of the target's path kernel, per particle
@@ -216,6 +223,7 @@ func (s *Sampler) newState() *State {
 	for i := range st.Origin {
 		st.Origin[i] = i
 	}
+	st.cost = costMark{start: s.usage()}
 	if s.pev != nil {
 		st.Pv = make([]float64, N*s.pw)
 	}
@@ -297,9 +305,12 @@ func (s *Sampler) Step(rng *rand.Rand, st *State) (Info, error) {
 	if err != nil {
 		return Info{}, err
 	}
-	if p.final {
+	switch {
+	case p.final:
 		err = s.finalRewards(st)
-	} else {
+	case s.adaptive(): // adaptive.go: evaluate, then choose λ_s
+		err = s.adaptStep(rng, st, p)
+	default:
 		err = s.evaluate(rng, st, p.s, p.lambdaS)
 	}
 	if err != nil {
@@ -328,6 +339,9 @@ func (s *Sampler) propose(rng *rand.Rand, st *State) (*pending, error) {
 	p := &pending{i: i, t: s.cfg.Grid[s.T-i], s: s.cfg.Grid[s.T-i-1], final: i+1 == s.T, lambdaS: 1}
 	if !p.final {
 		p.lambdaS = s.cfg.Lambda.At(i+1, s.T, p.s)
+		if s.adaptive() { // the proposal sees λ_t; adaptStep chooses λ_s
+			p.lambdaS = max(st.lambda, LambdaFloor)
+		}
 	}
 	xs := make([]int, N*L)
 	p.logq = make([]float64, N)
@@ -419,6 +433,7 @@ func (s *Sampler) reweight(st *State, inc []float64, lambda, t float64) (Info, e
 	}
 	info.LogWSpread = hi - lo
 	info.Unique = countUnique(st.Origin)
+	info.Cost = s.costSince(st)
 	return info, nil
 }
 

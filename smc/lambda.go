@@ -18,7 +18,9 @@ const LambdaFloor = 0.001
 type Lambda struct {
 	// Kind is "constant" (λ ≡ 1; also the zero value ""), "linear" (λ_i = min(i/K, 1): 0 at the
 	// start, 1 after K steps), "exp" (λ_i = min((1+Gamma)^i − 1, 1), the
-	// paper's MDM ramp), "time" (λ = 1 − t) or "list" (Values).
+	// paper's MDM ramp), "time" (λ = 1 − t), "list" (Values) or "adaptive"
+	// (chosen from the particles at each step to keep ESS ≥ ESS·N; see
+	// adaptive.go).
 	Kind string
 	// K is the ramp length of "linear" in steps (≥ 1).
 	K int
@@ -26,6 +28,8 @@ type Lambda struct {
 	Gamma float64
 	// Values are λ_0..λ_T for "list" (length T+1, each in [0, 1]).
 	Values []float64
+	// ESS is the target ESS fraction κ_λ ∈ (0, 1] of "adaptive".
+	ESS float64
 }
 
 // Validate checks the schedule for a run of T steps.
@@ -49,16 +53,27 @@ func (l Lambda) Validate(T int) error {
 				return fmt.Errorf("smc: lambda list value %d = %v outside [0, 1]", i, v)
 			}
 		}
+	case "adaptive":
+		if !(l.ESS > 0 && l.ESS <= 1) {
+			return fmt.Errorf("smc: adaptive lambda needs a target ESS fraction in (0, 1], got %v", l.ESS)
+		}
+		if l.Values != nil {
+			return fmt.Errorf("smc: adaptive lambda takes no list of values (got %d)", len(l.Values))
+		}
 	default:
-		return fmt.Errorf("smc: unknown lambda schedule %q (want constant, linear, exp, time or list)", l.Kind)
+		return fmt.Errorf("smc: unknown lambda schedule %q (want constant, linear, exp, time, list or adaptive)", l.Kind)
 	}
 	return nil
 }
 
-// At returns λ after i of T steps, at time t, floored at LambdaFloor.
+// At returns λ after i of T steps, at time t, floored at LambdaFloor. For
+// "adaptive" it is LambdaFloor, the lower end of the first search (the
+// engine chooses the actual values from the particles).
 func (l Lambda) At(i, T int, t float64) float64 {
 	var v float64
 	switch l.Kind {
+	case "adaptive":
+		v = 0
 	case "linear":
 		v = math.Min(float64(i)/float64(l.K), 1)
 	case "exp":

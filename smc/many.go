@@ -35,17 +35,23 @@ func (s *Sampler) RunMany(rngs []*rand.Rand) ([]*Result, error) {
 			return nil, fmt.Errorf("smc: RunMany: rng %d is nil", r)
 		}
 	}
+	if s.adaptive() { // adaptive.go: each run chooses its own λ
+		return s.runEach(rngs)
+	}
 	start := time.Now()
 	R := len(rngs)
 	sts := make([]*State, R)
 	res := make([]*Result, R)
 	for r := range sts {
 		sts[r] = s.newState()
+		sts[r].cost.many = true
 	}
 	t, lambda := s.initTime()
+	mark := s.usage() // cost.go: shared calls are split, per-run ones charged
 	if err := s.evaluateMany(rngs, sts, t, lambda); err != nil {
 		return nil, fmt.Errorf("smc: initialisation (t=%v): %w", t, err)
 	}
+	s.shareCost(sts, mark)
 	for r := range sts {
 		st, info, err := s.initWeights(rngs[r], sts[r])
 		if err != nil {
@@ -57,12 +63,15 @@ func (s *Sampler) RunMany(rngs []*rand.Rand) ([]*Result, error) {
 	ps := make([]*pending, R)
 	for step := 0; step < s.T; step++ {
 		for r := range sts {
+			mark := s.usage()
 			p, err := s.propose(rngs[r], sts[r])
 			if err != nil {
 				return nil, fmt.Errorf("smc: run %d: %w", r, err)
 			}
+			s.chargeRun(sts[r], mark, false)
 			ps[r] = p
 		}
+		mark := s.usage()
 		var err error
 		if ps[0].final {
 			err = s.finalRewardsMany(sts)
@@ -72,6 +81,7 @@ func (s *Sampler) RunMany(rngs []*rand.Rand) ([]*Result, error) {
 		if err != nil {
 			return nil, ps[0].wrap(err)
 		}
+		s.shareCost(sts, mark)
 		for r := range sts {
 			info, err := s.stepWeights(rngs[r], sts[r], ps[r])
 			if err != nil {
@@ -86,8 +96,9 @@ func (s *Sampler) RunMany(rngs []*rand.Rand) ([]*Result, error) {
 		}
 	}
 	wall := time.Since(start).Seconds() / float64(R)
-	for _, x := range res {
+	for r, x := range res {
 		x.WallSeconds = wall
+		x.Cost = s.costSince(sts[r])
 	}
 	return res, nil
 }
@@ -144,10 +155,12 @@ func (s *Sampler) evaluateMany(rngs []*rand.Rand, sts []*State, t, lambda float6
 				if grad != nil {
 					gr = grad[r*N*G : (r+1)*N*G]
 				}
+				mark := s.usage()
 				if err := tw.Eval(rngs[r], &s.env, x[r*N*L:(r+1)*N*L], ev[r*N*s.width:(r+1)*N*s.width], t, lambda,
 					logPsi[r*N:(r+1)*N], rhat[r*N:(r+1)*N], gr); err != nil {
 					return err
 				}
+				s.chargeRun(sts[r], mark, true) // cost.go
 			}
 			return nil
 		}

@@ -100,6 +100,7 @@ type Result struct {
 	SampleReward  []float64
 	SampleLogW    []float64
 	LogZ          float64 // log Ẑ, the evidence estimate of Z = Σ m(x0)·exp(r(x0)/α)
+	Cost          Cost    // the run's work: network rows and reward evaluations
 	Trace         []Info  // one row per step, starting with the initialisation
 	Resamples     int     // resampling events (excluding the final selection)
 	ESSMin        float64 // minimum of ESS/N over the steps
@@ -129,6 +130,7 @@ func (s *Sampler) Run(rng *rand.Rand) (*Result, error) {
 		return nil, err
 	}
 	res.WallSeconds = time.Since(start).Seconds()
+	res.Cost = s.costSince(st)
 	return res, nil
 }
 

@@ -19,6 +19,7 @@ type Env struct {
 	RewardBatch int
 
 	scratch *engineScratch
+	meter   meter // work counts (cost.go)
 }
 
 // engineScratch holds buffers reused from step to step by the engine's
@@ -71,6 +72,7 @@ func (e *Env) rewards(x0 []int, out []float64, what string) error {
 	if err != nil {
 		return fmt.Errorf("smc: reward: %w", err)
 	}
+	e.countRewards(len(out)) // cost hook (cost.go)
 	return checkRewards(out, what)
 }
 
@@ -554,6 +556,7 @@ func (g GradLookAhead) evalNoise(env *Env, x []int, noise []float64, t, lambda f
 			return err
 		}
 	}
+	env.countGrad(n, phi) // cost hook (cost.go)
 	if err := checkRewards(r, "look-ahead sample"); err != nil {
 		return err
 	}

@@ -1,0 +1,178 @@
+package smc
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"testing"
+
+	"github.com/ddsmc/ddsmc/diffusion"
+	"github.com/ddsmc/ddsmc/internal/testutil"
+)
+
+// TestCostCountsWhatTheEngineMustDo: on small runs (N = 13 particles, not a
+// multiple of the batch of 16·workers, so padding occurs) the counts equal
+// what the engine must have done. The base is evaluated at initialisation
+// and after each of the first T−1 steps (the last step scores the exact
+// reward instead), so the time-dependent (uncached) reverse base costs N·T
+// denoiser rows; rewards are N at the end plus φ per particle per
+// look-ahead evaluation; the gradient look-ahead passes N rows T times; q_φ
+// is evaluated where the base is. The trace's counts are cumulative and end
+// at the result's; counts do not depend on the number of workers.
+func TestCostCountsWhatTheEngineMustDo(t *testing.T) {
+	const N, T = 13, toyT
+	learned := func(workers int) Proposal {
+		q, err := NewLearned(toyKernel(), toyPool(workers, 99), 16)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return q
+	}
+	fg := func(workers int) Twist {
+		pool := make([]LookAheadGrad, workers)
+		for i := range pool {
+			pool[i] = newFakeGrad(8, 2)
+		}
+		return GradLookAhead{Pool: pool}
+	}
+	cases := []struct {
+		name  string
+		prop  func(workers int) Proposal
+		twist func(workers int) Twist
+		final Final
+		want  Cost
+	}{
+		{"best-of-N", func(int) Proposal { return ReverseProposal{} }, func(int) Twist { return NoTwist{} }, FinalArgmaxReward,
+			Cost{DenoiserRows: N * T, RewardEvals: N}},
+		{"reverse/mc", func(int) Proposal { return ReverseProposal{} }, func(int) Twist { return LookAhead{Phi: 3} }, FinalResample,
+			Cost{DenoiserRows: N * T, RewardEvals: N*T*3 + N}},
+		{"grad", func(int) Proposal { return GradProposal{} }, fg, FinalResample,
+			Cost{DenoiserRows: N * T, GradRows: N * T, RewardEvals: N*T*2 + N}},
+		{"learned/none", learned, func(int) Twist { return NoTwist{} }, FinalResample,
+			Cost{DenoiserRows: N * T, ProposalRows: N * T, RewardEvals: N}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			var got [2]Cost
+			for w, workers := range []int{1, 3} {
+				s, err := New(Target{Base: toyReverse(t, workers), Reward: toyTable(), Alpha: 0.7}, Config{N: N, Grid: toyGrid(t, T),
+					Twist: c.twist(workers), Proposal: c.prop(workers), Final: c.final, Workers: workers, RewardBatch: 5})
+				if err != nil {
+					t.Fatal(err)
+				}
+				// Two runs on one sampler: each counts its own work.
+				for range 2 {
+					res, err := s.Run(rand.New(rand.NewPCG(1, 2)))
+					if err != nil {
+						t.Fatal(err)
+					}
+					cost := res.Cost
+					if cost != c.want {
+						t.Errorf("%d workers: cost %+v, want %+v", workers, cost, c.want)
+					}
+					var prev Cost
+					for i, in := range res.Trace {
+						if in.Cost.DenoiserRows < prev.DenoiserRows || in.Cost.RewardEvals < prev.RewardEvals ||
+							in.Cost.GradRows < prev.GradRows || in.Cost.ProposalRows < prev.ProposalRows {
+							t.Errorf("trace row %d: counts %+v decrease from %+v", i, in.Cost, prev)
+						}
+						prev = in.Cost
+					}
+					if prev != cost {
+						t.Errorf("last trace row counts %+v, want the result's %+v", prev, cost)
+					}
+					if first := res.Trace[0].Cost; first.DenoiserRows != N {
+						t.Errorf("initialisation counted %d denoiser rows, want N = %d", first.DenoiserRows, N)
+					}
+					got[w] = cost
+				}
+			}
+			if got[0] != got[1] {
+				t.Errorf("counts differ between 1 and 3 workers: %+v vs %+v", got[0], got[1])
+			}
+		})
+	}
+}
+
+// TestCostCountsCachedRows: with a time-independent denoiser the reverse
+// base caches logits by state, and the cost counts the rows the denoiser
+// actually computed (batch 1, so no padding: the denoiser's own count),
+// far fewer than N·T; the uncached run counts N·T.
+func TestCostCountsCachedRows(t *testing.T) {
+	defer func(old int) { MaxCachedStates = old }(MaxCachedStates)
+	const N = 200
+	for _, maxCache := range []int{0, 1 << 16} {
+		MaxCachedStates = maxCache
+		rows := 0
+		dens := []diffusion.Denoiser{countingTI{testutil.HashDenoiser{L: toyL, V: toyV, Scale: 2}, &rows}}
+		b, err := NewReverse(toyKernel(), dens, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s, err := New(Target{Base: b, Reward: toyTable(), Alpha: 0.7}, Config{N: N, Grid: toyGrid(t, toyT), Twist: LookAhead{Phi: 2}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		res, err := s.Run(rand.New(rand.NewPCG(4, 4)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.Cost.DenoiserRows != int64(rows) {
+			t.Errorf("cache %d: counted %d denoiser rows, the denoiser computed %d", maxCache, res.Cost.DenoiserRows, rows)
+		}
+		switch {
+		case maxCache == 0 && rows != N*toyT:
+			t.Errorf("uncached: %d rows, want N·T = %d", rows, N*toyT)
+		case maxCache > 0 && rows > 64:
+			t.Errorf("cached: %d rows, want at most the 64 states", rows)
+		}
+		t.Logf("cache %d: %d denoiser rows", maxCache, rows)
+	}
+}
+
+// TestCostRunMany: RunMany's runs each report the per-run share of the
+// batch, equal to a single run's counts when every run does the same work.
+func TestCostRunMany(t *testing.T) {
+	s, err := New(Target{Base: toyReverse(t, 1), Reward: toyTable(), Alpha: 0.7}, Config{N: 10, Grid: toyGrid(t, toyT),
+		Twist: LookAhead{Phi: 2}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := s.RunMany([]*rand.Rand{rand.New(rand.NewPCG(1, 1)), rand.New(rand.NewPCG(2, 2)), rand.New(rand.NewPCG(3, 3))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := Cost{DenoiserRows: 10 * toyT, RewardEvals: 10*toyT*2 + 10}
+	for r, x := range res {
+		c := x.Cost
+		if c != want {
+			t.Errorf("run %d: cost %+v, want %+v", r, c, want)
+		}
+		if last := x.Trace[len(x.Trace)-1].Cost; fmt.Sprint(last) != fmt.Sprint(c) {
+			t.Errorf("run %d: trace ends at %+v, result %+v", r, last, c)
+		}
+	}
+}
+
+// TestCostLOPCountsCandidates: the locally optimal proposal evaluates the
+// base at every distinct candidate next state; those rows are counted, so
+// its denoiser rows exceed N·T, and its exact look-ahead's reward calls
+// (none for an additive reward) are not invented.
+func TestCostLOPCountsCandidates(t *testing.T) {
+	const N = 20
+	s, err := New(Target{Base: toyReverse(t, 1), Reward: toyTable(), Alpha: 0.7}, Config{N: N, Grid: toyGrid(t, toyT),
+		Twist: ExactLookAhead{}, Proposal: LOP{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := s.Run(rand.New(rand.NewPCG(1, 1)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Cost.DenoiserRows <= N*toyT {
+		t.Errorf("LOP counted %d denoiser rows, want more than N·T = %d (its candidates)", res.Cost.DenoiserRows, N*toyT)
+	}
+	if res.Cost.RewardEvals < N {
+		t.Errorf("LOP counted %d reward evaluations, want at least the N = %d final ones plus the last step's candidates", res.Cost.RewardEvals, N)
+	}
+	t.Logf("LOP: %+v", res.Cost)
+}
