@@ -78,8 +78,8 @@ func (c ProposalConfig) Validate() error {
 		return fmt.Errorf("proposal.kl_weight = %v, proposal.entropy = %v: must be >= 0", c.KLWeight, c.Entropy)
 	case c.Truncate < 0:
 		return fmt.Errorf("proposal.truncate = %d: must be >= 0", c.Truncate)
-	case c.Lambda == "list":
-		return fmt.Errorf("proposal.lambda = \"list\" is not supported; use constant, linear, exp or time")
+	case c.Lambda == "list" || c.Lambda == "adaptive":
+		return fmt.Errorf("proposal.lambda = %q is not supported; use constant, linear, exp or time", c.Lambda)
 	case c.Patience < 1:
 		return fmt.Errorf("proposal.patience = %d: must be >= 1", c.Patience)
 	case c.ValSamples < 1:

@@ -136,6 +136,9 @@ func (e *Env) RunPoint(r RunSpec, cache *SamplerCache) (res *Result, err error) 
 	L, _ := tk.Shape()
 	nan := math.NaN()
 	metrics := map[string]float64{"ess_min": nan, "ess_mean": nan, "resamples": nan, "log_z": nan, "wall_s": 0}
+	for _, k := range smc.CostColumns {
+		metrics[k] = nan
+	}
 	out := task.Outputs{L: L, Alpha: sc.Alpha, LogZ: nan, Dir: stage}
 	res = &Result{}
 	info := &RunInfo{Task: tk.Name(), Method: sc.Method, Target: sc.Target, N: sc.Particles, Alpha: sc.Alpha,
@@ -181,6 +184,9 @@ func (e *Env) RunPoint(r RunSpec, cache *SamplerCache) (res *Result, err error) 
 		}
 		metrics["ess_min"], metrics["ess_mean"] = sr.ESSMin, sr.ESSMean
 		metrics["resamples"], metrics["log_z"], metrics["wall_s"] = float64(sr.Resamples), sr.LogZ, sr.WallSeconds
+		for k, v := range sr.Cost.Columns() {
+			metrics[k] = v
+		}
 		info.Proposal, info.Twist, info.Resampler, info.Steps = sr.ProposalName, sr.TwistName, sr.ResamplerName, s.Steps()
 	}
 	if err := e.outputMetrics(out, metrics); err != nil {

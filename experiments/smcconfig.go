@@ -24,10 +24,13 @@ type SMCConfig struct {
 	Alpha     float64 `toml:"alpha"`     // KL weight α
 	Particles int     `toml:"particles"` // N
 
-	Lambda       string    `toml:"lambda"`        // "constant", "linear", "exp", "time" or "list"
+	Lambda       string    `toml:"lambda"`        // "constant", "linear", "exp", "time", "list" or "adaptive"
 	LambdaK      int       `toml:"lambda_k"`      // linear ramp length in steps
 	LambdaGamma  float64   `toml:"lambda_gamma"`  // exp ramp rate
 	LambdaValues []float64 `toml:"lambda_values"` // λ_0..λ_T for "list"
+	// LambdaESS is the target ESS fraction κ_λ ∈ (0, 1] of "adaptive"
+	// (required there; left unset elsewhere, it keeps sweep fingerprints).
+	LambdaESS float64 `toml:"lambda_ess" json:",omitempty"`
 
 	Resampler string  `toml:"resampler"` // multinomial, stratified, systematic, residual, partial
 	Trigger   string  `toml:"trigger"`   // ess, every, always, never
@@ -164,6 +167,16 @@ func (c *SMCConfig) Validate() error {
 			return fmt.Errorf("smc.final: %w", err)
 		}
 	}
+	if c.Lambda == "adaptive" {
+		switch {
+		case c.LambdaESS == 0:
+			return fmt.Errorf("smc.lambda = \"adaptive\" needs smc.lambda_ess, the target ESS fraction in (0, 1] (e.g. 0.5)")
+		case !(c.LambdaESS > 0 && c.LambdaESS <= 1):
+			return fmt.Errorf("smc.lambda_ess = %v: the adaptive schedule's target ESS fraction must lie in (0, 1]", c.LambdaESS)
+		case c.LambdaValues != nil:
+			return fmt.Errorf("smc.lambda = \"adaptive\" chooses λ from the particles: remove smc.lambda_values (or set smc.lambda = \"list\")")
+		}
+	}
 	if c.Lambda != "list" { // a list's length is checked against T by Config.Validate
 		if err := c.lambda().Validate(1); err != nil {
 			return fmt.Errorf("smc.lambda: %w", err)
@@ -181,7 +194,11 @@ func (c *SMCConfig) trigger() smc.Trigger {
 }
 
 func (c *SMCConfig) lambda() smc.Lambda {
-	return smc.Lambda{Kind: c.Lambda, K: c.LambdaK, Gamma: c.LambdaGamma, Values: c.LambdaValues}
+	l := smc.Lambda{Kind: c.Lambda, K: c.LambdaK, Gamma: c.LambdaGamma, Values: c.LambdaValues}
+	if c.Lambda == "adaptive" {
+		l.ESS, l.Values = c.LambdaESS, nil
+	}
+	return l
 }
 
 // validateTarget checks the target settings.

@@ -144,7 +144,9 @@ func (r *Reverse) Prime(x []int, logits []float64) error {
 		return fmt.Errorf("smc: Prime: %d tokens and %d logits do not match L=%d, V=%d", len(x), len(logits), L, V)
 	}
 	for i := range len(x) / L {
-		r.cache.put(stateKey(x[i*L:(i+1)*L]), append([]float64(nil), logits[i*L*V:(i+1)*L*V]...))
+		k := stateKey(x[i*L : (i+1)*L])
+		r.cache.put(k, append([]float64(nil), logits[i*L*V:(i+1)*L*V]...))
+		r.cache.sawInRun(k) // cost hook (cost.go)
 	}
 	return nil
 }
@@ -415,6 +417,8 @@ type logitCache struct {
 	pool *denoiserPool
 	max  int
 	m    map[string][]float64
+
+	runCount // rows charged to the current run (cost.go)
 }
 
 func newLogitCache(p *denoiserPool, max int) *logitCache {
@@ -444,6 +448,7 @@ func (c *logitCache) logits(x []int, t float64, out []float64, workers int) erro
 		}
 		missRows = append(missRows, i)
 	}
+	c.charge(keys, pos) // cost hook (cost.go)
 	if len(missRows) == 0 {
 		return nil
 	}

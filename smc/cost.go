@@ -6,8 +6,10 @@ import "sync/atomic"
 // is done (not estimated from N and T); the wall time is Result.WallSeconds. Rows are sequences: the padding of
 // fixed-size network batches is not counted, and a state served from a
 // time-independent denoiser's logit cache (or primed by the gradient
-// look-ahead's forward pass) costs no denoiser row. Counts do not depend on
-// the number of workers.
+// look-ahead's forward pass) costs no denoiser row, unless an earlier run
+// of the same sampler cached it: a run counts what a fresh sampler would
+// have computed, so counts depend neither on the number of workers nor on
+// the runs a sampler did before.
 type Cost struct {
 	// DenoiserRows are the base's denoiser rows evaluated forward (both
 	// models of a Product; the locally optimal proposal's candidates
@@ -80,9 +82,14 @@ func (e *Env) countGrad(n, phi int) {
 type rowCounter interface{ forwardRows() int64 }
 
 func (p *denoiserPool) forwardRows() int64 { return p.rows.Load() }
-func (r *Reverse) forwardRows() int64      { return r.pool.forwardRows() }
-func (p *Product) forwardRows() int64      { return p.p1.forwardRows() + p.p2.forwardRows() }
-func (q *Learned) forwardRows() int64      { return q.pool.forwardRows() }
+func (r *Reverse) forwardRows() int64 {
+	if r.cache != nil {
+		return r.cache.charged
+	}
+	return r.pool.forwardRows()
+}
+func (p *Product) forwardRows() int64 { return p.p1.forwardRows() + p.p2.forwardRows() }
+func (q *Learned) forwardRows() int64 { return q.pool.forwardRows() }
 
 // usage returns the sampler's cumulative counts so far (over every run it
 // has done).
@@ -142,4 +149,52 @@ func (s *Sampler) shareCost(sts []*State, mark Cost) {
 	for _, st := range sts {
 		st.cost.spent = st.cost.spent.add(d)
 	}
+}
+
+// runCount is a logit cache's count of the rows charged to the current run:
+// the distinct states it computed, plus the states it served from entries
+// made by earlier runs of the same sampler (which a fresh sampler would
+// have computed), so that a run's count does not depend on which runs the
+// sampler did before (the experiment runner reuses samplers across
+// repeats, in an order that depends on its workers).
+type runCount struct {
+	seen    map[string]struct{} // states evaluated or primed in this run
+	charged int64
+}
+
+// charge counts one Eval's rows: keys are the states of its rows, missed
+// the distinct states it had to compute.
+func (c *runCount) charge(keys []string, missed map[string]int) {
+	if c.seen == nil {
+		c.seen = map[string]struct{}{}
+	}
+	c.charged += int64(len(missed))
+	for _, k := range keys {
+		if _, ok := c.seen[k]; ok {
+			continue
+		}
+		c.seen[k] = struct{}{}
+		if _, ok := missed[k]; !ok {
+			c.charged++ // cached by an earlier run
+		}
+	}
+}
+
+// sawInRun marks a state primed in this run (its logits came with the
+// gradient look-ahead's forward pass, counted as a gradient row).
+func (c *runCount) sawInRun(key string) {
+	if c.seen == nil {
+		c.seen = map[string]struct{}{}
+	}
+	c.seen[key] = struct{}{}
+}
+
+// beginRun starts a run's bookkeeping: the base's cache forgets which
+// states the previous run saw, and the run's counts start at the
+// sampler's current usage.
+func (s *Sampler) beginRun() costMark {
+	if r, ok := s.env.Target.Base.(*Reverse); ok && r.cache != nil {
+		r.cache.seen = nil
+	}
+	return costMark{start: s.usage()}
 }

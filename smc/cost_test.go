@@ -1,8 +1,14 @@
 package smc
 
 import (
+	"bytes"
+	"encoding/csv"
+	"encoding/json"
 	"fmt"
 	"math/rand/v2"
+	"os"
+	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/ddsmc/ddsmc/diffusion"
@@ -94,9 +100,10 @@ func TestCostCountsWhatTheEngineMustDo(t *testing.T) {
 }
 
 // TestCostCountsCachedRows: with a time-independent denoiser the reverse
-// base caches logits by state, and the cost counts the rows the denoiser
-// actually computed (batch 1, so no padding: the denoiser's own count),
-// far fewer than N·T; the uncached run counts N·T.
+// base caches logits by state, and the cost of a run on a fresh sampler
+// counts the rows the denoiser actually computed (batch 1, so no padding:
+// the denoiser's own count), far fewer than N·T; the uncached run counts
+// N·T. Repeating the run on the used sampler counts the same.
 func TestCostCountsCachedRows(t *testing.T) {
 	defer func(old int) { MaxCachedStates = old }(MaxCachedStates)
 	const N = 200
@@ -126,6 +133,20 @@ func TestCostCountsCachedRows(t *testing.T) {
 			t.Errorf("cached: %d rows, want at most the 64 states", rows)
 		}
 		t.Logf("cache %d: %d denoiser rows", maxCache, rows)
+		// A second run on the same sampler finds its states cached by the
+		// first, yet counts what a fresh sampler computes: its count does
+		// not depend on the sampler's history.
+		before := rows
+		again, err := s.Run(rand.New(rand.NewPCG(4, 4)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if again.Cost != res.Cost {
+			t.Errorf("cache %d: the same run on a used sampler counts %+v, on a fresh one %+v", maxCache, again.Cost, res.Cost)
+		}
+		if maxCache > 0 && rows != before {
+			t.Errorf("cache %d: the repeated run computed %d new rows, want 0 (all cached)", maxCache, rows-before)
+		}
 	}
 }
 
@@ -175,4 +196,54 @@ func TestCostLOPCountsCandidates(t *testing.T) {
 		t.Errorf("LOP counted %d reward evaluations, want at least the N = %d final ones plus the last step's candidates", res.Cost.RewardEvals, N)
 	}
 	t.Logf("LOP: %+v", res.Cost)
+}
+
+// TestTraceCarriesCost: the trace files carry each row's cumulative counts
+// under the Cost column names.
+func TestTraceCarriesCost(t *testing.T) {
+	tr := []Info{{Step: 0, Cost: Cost{DenoiserRows: 7, RewardEvals: 21}}, {Step: 1, Cost: Cost{DenoiserRows: 14, GradRows: 3, RewardEvals: 42, ProposalRows: 5}}}
+	dir := t.TempDir()
+	csvPath, jsonPath := dir+"/trace.csv", dir+"/trace.jsonl"
+	if err := WriteTraceCSV(csvPath, tr); err != nil {
+		t.Fatal(err)
+	}
+	if err := WriteTraceJSONL(jsonPath, tr); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(csvPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	recs, err := csv.NewReader(bytes.NewReader(b)).ReadAll()
+	if err != nil {
+		t.Fatal(err)
+	}
+	col := map[string]int{}
+	for i, h := range recs[0] {
+		col[h] = i
+	}
+	jb, err := os.ReadFile(jsonPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(string(jb)), "\n")
+	for r, in := range tr {
+		var row map[string]any
+		if err := json.Unmarshal([]byte(lines[r]), &row); err != nil {
+			t.Fatal(err)
+		}
+		for k, want := range map[string]int64{"denoiser_rows": in.Cost.DenoiserRows, "grad_rows": in.Cost.GradRows,
+			"reward_evals": in.Cost.RewardEvals, "proposal_rows": in.Cost.ProposalRows} {
+			i, ok := col[k]
+			if !ok {
+				t.Fatalf("trace.csv has no column %s", k)
+			}
+			if got := recs[r+1][i]; got != strconv.FormatInt(want, 10) {
+				t.Errorf("row %d %s = %s in trace.csv, want %d", r, k, got, want)
+			}
+			if got, ok := row[k].(float64); !ok || int64(got) != want {
+				t.Errorf("row %d %s = %v in trace.jsonl, want %d", r, k, row[k], want)
+			}
+		}
+	}
 }

@@ -223,7 +223,7 @@ func (s *Sampler) newState() *State {
 	for i := range st.Origin {
 		st.Origin[i] = i
 	}
-	st.cost = costMark{start: s.usage()}
+	st.cost = s.beginRun() // cost.go
 	if s.pev != nil {
 		st.Pv = make([]float64, N*s.pw)
 	}

@@ -11,7 +11,9 @@ import (
 )
 
 // TraceHeader is the column list of WriteTraceCSV.
-var TraceHeader = []string{"step", "t", "lambda", "ess", "resampled", "rhat_mean", "rhat_max", "logw_spread", "unique", "dead", "log_z"}
+// The last columns are the run's cumulative work (Info.Cost).
+var TraceHeader = []string{"step", "t", "lambda", "ess", "resampled", "rhat_mean", "rhat_max", "logw_spread", "unique", "dead", "log_z",
+	"denoiser_rows", "grad_rows", "reward_evals", "proposal_rows"}
 
 // traceRow formats one Info as CSV fields.
 func traceRow(in Info) []string {
@@ -20,8 +22,11 @@ func traceRow(in Info) []string {
 	if in.Resampled {
 		r = "1"
 	}
+	i := func(n int64) string { return strconv.FormatInt(n, 10) }
+	c := in.Cost
 	return []string{strconv.Itoa(in.Step), f(in.T), f(in.Lambda), f(in.ESS), r, f(in.RhatMean), f(in.RhatMax),
-		f(in.LogWSpread), strconv.Itoa(in.Unique), strconv.Itoa(in.Dead), f(in.LogZ)}
+		f(in.LogWSpread), strconv.Itoa(in.Unique), strconv.Itoa(in.Dead), f(in.LogZ),
+		i(c.DenoiserRows), i(c.GradRows), i(c.RewardEvals), i(c.ProposalRows)}
 }
 
 // WriteTraceCSV writes the per-step trace as CSV with TraceHeader,
@@ -61,6 +66,8 @@ func WriteTraceJSONL(path string, trace []Info) error {
 				"step": in.Step, "t": num(in.T), "lambda": num(in.Lambda), "ess": num(in.ESS),
 				"resampled": in.Resampled, "rhat_mean": num(in.RhatMean), "rhat_max": num(in.RhatMax),
 				"logw_spread": num(in.LogWSpread), "unique": in.Unique, "dead": in.Dead, "log_z": num(in.LogZ),
+				"denoiser_rows": in.Cost.DenoiserRows, "grad_rows": in.Cost.GradRows, "reward_evals": in.Cost.RewardEvals,
+				"proposal_rows": in.Cost.ProposalRows,
 			}
 			if err := enc.Encode(row); err != nil {
 				return err

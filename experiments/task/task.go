@@ -114,6 +114,9 @@ type Metric struct {
 // CommonMetrics are the columns the runner records for every task, before
 // the task's own. reward_mean is the mean of the outputs' rewards, weighted
 // by the outputs' weights when they carry weights (final = "weighted").
+// The last five are the run's cost as the SMC engine counted it
+// (smc.Cost, smc.CostColumns; NaN for draws from an exact target), the x
+// axes of matched-budget figures (`ddsmc plot -x denoiser_rows`).
 var CommonMetrics = []Metric{
 	{"reward_mean", "mean reward of the outputs (weighted if final = weighted)", true, true},
 	{"reward_max", "best reward among the outputs", true, true},
@@ -123,6 +126,11 @@ var CommonMetrics = []Metric{
 	{"log_z", "log Ẑ", false, false},
 	{"wall_s", "wall time per run (s)", true, true},
 	{"outputs", "outputs", false, false},
+	{"denoiser_rows", "denoiser rows evaluated (forward)", false, false},
+	{"grad_rows", "rows differentiated (gradient look-ahead)", false, false},
+	{"reward_evals", "reward evaluations", false, false},
+	{"proposal_rows", "learned proposal rows (q_φ)", false, false},
+	{"network_rows", "network rows (denoiser + differentiated + proposal)", false, false},
 }
 
 // Exact is the capability of tasks whose targets are enumerable (toys): the
