@@ -318,14 +318,24 @@ func cmdSweep(args []string, stdout, stderr io.Writer) error {
 }
 
 func cmdPlot(args []string, stdout, stderr io.Writer) error {
-	fs, _ := newFlags("plot", "<dir>", "Redraws the figures of a finished (or partial) sweep in DIR/figures from DIR/results.csv\nand the runs' traces and samples, without recomputing anything, and prints the\nsummary table (mean ± standard error over repeats, per point; -sd: ± standard\ndeviation). Given a denoiser's directory instead (train_curve.csv), redraws its training curve.", stderr)
+	fs, _ := newFlags("plot", "<dir>", "Redraws the figures of a finished (or partial) sweep in DIR/figures from DIR/results.csv\nand the runs' traces and samples, without recomputing anything, and prints the\nsummary table (mean ± standard error over repeats, per point; -sd: ± standard\ndeviation). Given a denoiser's directory instead (train_curve.csv), redraws its training curve.\nWith -x COLUMN it draws only -y against -x, one curve per method/variant: with a cost column\n(denoiser_rows, grad_rows, reward_evals, proposal_rows, network_rows, wall_s) the matched-budget figure.", stderr)
 	sd := fs.Bool("sd", false, "print mean ± standard deviation over repeats (as the paper's tables) instead of ± standard error")
+	x := fs.String("x", "", "results column for the x axis (e.g. denoiser_rows): draw -y against it into DIR/figures/<y>_vs_<x>")
+	y := fs.String("y", "reward_mean", "results column for the y axis with -x")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	if fs.NArg() != 1 {
 		fs.Usage()
 		return fmt.Errorf("%w: ddsmc plot takes exactly one sweep directory", errUsage)
+	}
+	if *x != "" {
+		png, err := experiments.PlotAgainst(fs.Arg(0), *x, *y)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintln(stdout, png)
+		return nil
 	}
 	if _, err := os.Stat(filepath.Join(fs.Arg(0), "sweep.json")); err != nil {
 		png, err := experiments.PlotTraining(fs.Arg(0)) // a denoiser's directory
