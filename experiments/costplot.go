@@ -91,10 +91,9 @@ func PlotAgainst(dir, x, y string) (string, error) {
 		}
 		s.X, s.Y, s.Err = X, Y, E
 	}
-	xl, yl := columnLabel(tk, x), columnLabel(tk, y)
 	o := plots.ErrorOpts{LineOpts: plots.LineOpts{
-		Title:  fmt.Sprintf("%s: %s against %s (mean ± SE, %d repeats)", meta.Name, yl, xl, meta.Repeats),
-		XLabel: xl, YLabel: yl, YMin: math.NaN(), YMax: math.NaN(), LogX: lo > 0 && hi/lo > 20,
+		Title:  fmt.Sprintf("%s: %s vs %s (mean ± SE, %d repeats)", meta.Name, y, x, meta.Repeats),
+		XLabel: columnLabel(tk, x), YLabel: columnLabel(tk, y), YMin: math.NaN(), YMax: math.NaN(), LogX: lo > 0 && hi/lo > 20,
 	}}
 	base := filepath.Join(dir, "figures", y+"_vs_"+x)
 	for _, ext := range []string{".png", ".svg"} {
@@ -157,11 +156,11 @@ func numericSettings(cols []string, groups []*group) []string {
 }
 
 // columnLabel is a results column's axis label: the metric's label (the
-// runner's or the task's) with its key, or the key alone.
+// runner's or the task's) when it is short, else the key.
 func columnLabel(tk task.Task, key string) string {
 	for _, m := range append(append([]task.Metric(nil), task.CommonMetrics...), tk.Metrics()...) {
-		if m.Key == key {
-			return fmt.Sprintf("%s (%s)", m.Label, key)
+		if m.Key == key && len([]rune(m.Label)) <= 32 {
+			return m.Label
 		}
 	}
 	return key
