@@ -15,7 +15,8 @@ import (
 // PlotAgainst draws the results column y against the results column x of
 // a sweep directory, with one curve per method: the points' non-numeric
 // settings (variant, schedule, ...) name the curve, and the numeric swept
-// settings (e.g. particles) move along it. Each point is the mean over its
+// settings (e.g. particles) move along it, in their order when there is one
+// (a noisy x such as wall time then doubles back rather than zigzags). Each point is the mean over its
 // repeats of both columns, with ± standard error bars on y. With x a cost
 // column (denoiser_rows, grad_rows, reward_evals, proposal_rows,
 // network_rows, wall_s) it is the matched-budget figure: methods compared
@@ -42,6 +43,7 @@ func PlotAgainst(dir, x, y string) (string, error) {
 		skip[c] = true
 	}
 	var series []plots.ErrorSeries
+	var order [][]float64 // per series: the swept value (or x) of each point
 	idx := map[string]int{}
 	for _, g := range groups {
 		xv, okx := g.mean[x]
@@ -69,9 +71,17 @@ func PlotAgainst(dir, x, y string) (string, error) {
 			i = len(series)
 			idx[name] = i
 			series = append(series, plots.ErrorSeries{Name: name})
+			order = append(order, nil)
 		}
 		s := &series[i]
 		s.X, s.Y, s.Err = append(s.X, xv), append(s.Y, yv), append(s.Err, g.se[y])
+		along := xv // the order of the points along the curve
+		if len(numeric) == 1 {
+			if v, err := strconv.ParseFloat(g.settings[numeric[0]], 64); err == nil {
+				along = v
+			}
+		}
+		order[i] = append(order[i], along)
 	}
 	if len(series) == 0 {
 		return "", fmt.Errorf("experiments: %s: no point has finite values of both %q and %q", dir, x, y)
@@ -83,7 +93,7 @@ func PlotAgainst(dir, x, y string) (string, error) {
 		for j := range ord {
 			ord[j] = j
 		}
-		sort.SliceStable(ord, func(a, b int) bool { return s.X[ord[a]] < s.X[ord[b]] })
+		sort.SliceStable(ord, func(a, b int) bool { return order[i][ord[a]] < order[i][ord[b]] })
 		X, Y, E := make([]float64, len(ord)), make([]float64, len(ord)), make([]float64, len(ord))
 		for j, o := range ord {
 			X[j], Y[j], E[j] = s.X[o], s.Y[o], s.Err[o]
