@@ -158,6 +158,9 @@ func buildInto(cfg Config, m *graph.Model, shas map[string]string) (*smc.Sampler
 	if err != nil {
 		return nil, smc.Target{}, err
 	}
+	if sc.NoCache {
+		rev.DisableCache()
+	}
 	var base smc.Base = rev
 	if sc.Target == "product" {
 		if shas[sc.SecondModel], err = fileSHA256(sc.SecondModel); err != nil {

@@ -39,6 +39,9 @@ func TestAdaptiveLambdaConfig(t *testing.T) {
 	if err := (smc.Lambda{Kind: "adaptive", ESS: 0.7}).Validate(100); err != nil {
 		t.Errorf("engine refuses the parsed schedule: %v", err)
 	}
+	if sc, err := parseSMC(t, "no_cache = true\n"); err != nil || !sc.NoCache {
+		t.Errorf("no_cache = true: %v, %+v", err, sc)
+	}
 	if _, err := Parse("p.toml", []byte("[proposal]\nlambda = \"adaptive\"\n")); err == nil || !strings.Contains(err.Error(), "proposal.lambda = \"adaptive\"") {
 		t.Errorf("proposal.lambda = adaptive: error %v", err)
 	}

@@ -31,6 +31,10 @@ type SMCConfig struct {
 	// LambdaESS is the target ESS fraction κ_λ ∈ (0, 1] of "adaptive"
 	// (required there; left unset elsewhere, it keeps sweep fingerprints).
 	LambdaESS float64 `toml:"lambda_ess" json:",omitempty"`
+	// NoCache evaluates the denoiser at every state every time, instead of
+	// reusing the logits of a time-independent denoiser (the GMMs'): runs
+	// are then priced as for a model whose states never repeat.
+	NoCache bool `toml:"no_cache" json:",omitempty"`
 
 	Resampler string  `toml:"resampler"` // multinomial, stratified, systematic, residual, partial
 	Trigger   string  `toml:"trigger"`   // ess, every, always, never

@@ -198,3 +198,10 @@ func (s *Sampler) beginRun() costMark {
 	}
 	return costMark{start: s.usage()}
 }
+
+// DisableCache turns off the reuse of x0-logits across states for
+// time-independent denoisers, so that every state is evaluated each time
+// it occurs (the price of a model whose states never repeat). Results are
+// unchanged; only the work, and its count, grow. Logits primed at the
+// current step (GradLookAhead.Share) are still reused.
+func (r *Reverse) DisableCache() { r.cache = nil }

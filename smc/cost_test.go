@@ -247,3 +247,40 @@ func TestTraceCarriesCost(t *testing.T) {
 		}
 	}
 }
+
+// TestDisableCache: without the logit cache a time-independent denoiser is
+// evaluated at every state of every step (N·T rows, counted), and the run
+// is bit-identical to the cached one.
+func TestDisableCache(t *testing.T) {
+	const N = 50
+	run := func(off bool) (*Result, int) {
+		rows := 0
+		b, err := NewReverse(toyKernel(), []diffusion.Denoiser{countingTI{testutil.HashDenoiser{L: toyL, V: toyV, Scale: 2}, &rows}}, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if off {
+			b.DisableCache()
+		}
+		s, err := New(Target{Base: b, Reward: toyTable(), Alpha: 0.7}, Config{N: N, Grid: toyGrid(t, toyT), Twist: LookAhead{Phi: 2}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		res, err := s.Run(rand.New(rand.NewPCG(8, 8)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res, rows
+	}
+	on, rowsOn := run(false)
+	off, rowsOff := run(true)
+	if rowsOff != N*toyT || off.Cost.DenoiserRows != N*toyT {
+		t.Errorf("uncached: denoiser computed %d rows, counted %d; want N·T = %d", rowsOff, off.Cost.DenoiserRows, N*toyT)
+	}
+	if rowsOn >= rowsOff || on.Cost.DenoiserRows != int64(rowsOn) {
+		t.Errorf("cached: computed %d rows, counted %d; want fewer than %d", rowsOn, on.Cost.DenoiserRows, rowsOff)
+	}
+	if on.LogZ != off.LogZ || fmt.Sprint(on.X, on.LogW) != fmt.Sprint(off.X, off.LogW) {
+		t.Errorf("disabling the cache changed the run")
+	}
+}
