@@ -382,7 +382,7 @@ func gitCommit() string {
 // different sweep is refused. raw is the sweep file's text, copied for the
 // record.
 func RunSweep(sc *SweepConfig, raw []byte, dir string, log io.Writer) ([]Record, error) {
-	pl, err := planSweep(sc, raw, dir, log)
+	pl, err := planSweep(sc, raw, dir, true, sc.AutoTrain, log)
 	if err != nil {
 		return nil, err
 	}
@@ -418,8 +418,10 @@ type sweepPlan struct {
 func (pl *sweepPlan) total() int { return len(pl.pts) * pl.sc.Repeats }
 
 // planSweep checks or writes the plan in dir, opens the run environment
-// and finds the finished runs.
-func planSweep(sc *SweepConfig, raw []byte, dir string, log io.Writer) (*sweepPlan, error) {
+// (training the base first with autoTrain) and finds the finished runs.
+// With clean it first removes what killed writes left behind; that is
+// only safe while no other process runs the sweep's runs.
+func planSweep(sc *SweepConfig, raw []byte, dir string, clean, autoTrain bool, log io.Writer) (*sweepPlan, error) {
 	fp, err := sc.Fingerprint()
 	if err != nil {
 		return nil, err
@@ -440,12 +442,14 @@ func planSweep(sc *SweepConfig, raw []byte, dir string, log io.Writer) (*sweepPl
 	} else if err := planless(dir); err != nil {
 		return nil, err
 	}
-	if err := cleanSweepDir(dir, len(pts), sc.Repeats); err != nil {
-		return nil, err
+	if clean {
+		if err := cleanSweepDir(dir); err != nil {
+			return nil, err
+		}
 	}
-	env, err := OpenEnv(sc.base, sc.AutoTrain, log)
+	env, err := OpenEnv(sc.base, autoTrain, log)
 	if err != nil {
-		if !sc.AutoTrain && !exists(sc.base.CheckpointPath()) {
+		if !autoTrain && !exists(sc.base.CheckpointPath()) {
 			return nil, fmt.Errorf("experiments: no checkpoint at %s and auto_train = false: run `ddsmc train %s` first", sc.base.CheckpointPath(), sc.Base)
 		}
 		return nil, err
@@ -741,7 +745,7 @@ func planless(dir string) error {
 
 // cleanSweepDir removes what killed writes left in a sweep directory:
 // temporary files of the plan and results, and of every run directory.
-func cleanSweepDir(dir string, points, repeats int) error {
+func cleanSweepDir(dir string) error {
 	if _, err := atomicfile.CleanTemps(dir); err != nil {
 		return err
 	}
