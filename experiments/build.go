@@ -244,9 +244,19 @@ func buildInto(cfg Config, m *graph.Model, shas map[string]string) (*smc.Sampler
 	if sc.Final == "all" {
 		final = smc.FinalWeighted // weights are dropped when reporting
 	}
+	var clamp []int
+	if sc.Prompt != "" {
+		p, ok := tk.(task.Prompted)
+		if !ok {
+			return nil, smc.Target{}, fmt.Errorf("experiments: smc.prompt = %q: task %s takes no prompts", sc.Prompt, tk.Name())
+		}
+		if clamp, err = p.Clamp(sc.Prompt); err != nil {
+			return nil, smc.Target{}, fmt.Errorf("experiments: smc.prompt = %q: %w", sc.Prompt, err)
+		}
+	}
 	s, err := smc.New(target, smc.Config{
 		N: sc.Particles, Grid: grid, Lambda: sc.lambda(), Twist: twist, Proposal: prop,
-		Resampler: res, Trigger: sc.trigger(), Final: final, Workers: sc.Workers, RewardBatch: 1024,
+		Resampler: res, Trigger: sc.trigger(), Final: final, Workers: sc.Workers, RewardBatch: 1024, Clamp: clamp,
 	})
 	return s, target, err
 }
