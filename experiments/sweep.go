@@ -372,14 +372,56 @@ func gitCommit() string {
 }
 
 // RunSweep runs every (point, repeat) of the sweep that dir does not
-// already hold, through RunPoint, writing DIR/sweep.json and DIR/sweep.toml
-// (the plan and the file as given, with the git commit), DIR/runs/<point>-
-// <repeat>/ and DIR/results.csv (the common metric columns and the task's),
-// rewritten atomically after every finished run. It is resumable:
-// re-running skips finished runs, so a killed sweep loses at most the runs
-// in flight and never duplicates a row. A dir holding a different sweep is
-// refused. raw is the sweep file's text, copied for the record.
+// already hold, through RunPoint, on local goroutines (the local
+// backend), writing DIR/sweep.json and DIR/sweep.toml (the plan and the
+// file as given, with the git commit and the checkpoints' SHA-256),
+// DIR/runs/<point>-<repeat>/ and DIR/results.csv (the common metric
+// columns and the task's), rewritten atomically after every finished run.
+// It is resumable: re-running skips finished runs, so a killed sweep loses
+// at most the runs in flight and never duplicates a row. A dir holding a
+// different sweep is refused. raw is the sweep file's text, copied for the
+// record.
 func RunSweep(sc *SweepConfig, raw []byte, dir string, log io.Writer) ([]Record, error) {
+	pl, err := planSweep(sc, raw, dir, true, sc.AutoTrain, log)
+	if err != nil {
+		return nil, err
+	}
+	fmt.Fprintf(log, "sweep %s: task %s, %d points × %d repeats = %d runs, %d already done, %d workers, BLAS %s\n",
+		sc.Name, sc.base.Task.Name(), len(pl.pts), sc.Repeats, pl.total(), pl.total()-len(pl.todo), sc.Workers, graph.BLAS())
+	start := time.Now()
+	runErr := pl.runLocal(pl.todo, sc.Workers, log)
+	out, err := pl.finish()
+	if err = errors.Join(runErr, err); err != nil {
+		return out, err
+	}
+	fmt.Fprintf(log, "sweep %s: %d runs in %s; results in %s\n", sc.Name, pl.total(), fmtDur(time.Since(start).Seconds()), filepath.Join(dir, "results.csv"))
+	return out, nil
+}
+
+// job is one (point, repeat) of a sweep.
+type job struct{ p, r int }
+
+// sweepPlan is a planned sweep: its directory (with the plan written),
+// the shared run environment, its points, the finished runs' records and
+// the runs still to do.
+type sweepPlan struct {
+	sc      *SweepConfig
+	dir     string
+	env     *Env
+	pts     []Point
+	metrics []string
+	mu      sync.Mutex
+	records map[[2]int]Record
+	todo    []job
+}
+
+func (pl *sweepPlan) total() int { return len(pl.pts) * pl.sc.Repeats }
+
+// planSweep checks or writes the plan in dir, opens the run environment
+// (training the base first with autoTrain) and finds the finished runs.
+// With clean it first removes what killed writes left behind; that is
+// only safe while no other process runs the sweep's runs.
+func planSweep(sc *SweepConfig, raw []byte, dir string, clean, autoTrain bool, log io.Writer) (*sweepPlan, error) {
 	fp, err := sc.Fingerprint()
 	if err != nil {
 		return nil, err
@@ -400,12 +442,14 @@ func RunSweep(sc *SweepConfig, raw []byte, dir string, log io.Writer) ([]Record,
 	} else if err := planless(dir); err != nil {
 		return nil, err
 	}
-	if err := cleanSweepDir(dir, len(pts), sc.Repeats); err != nil {
-		return nil, err
+	if clean {
+		if err := cleanSweepDir(dir); err != nil {
+			return nil, err
+		}
 	}
-	env, err := OpenEnv(sc.base, sc.AutoTrain, log)
+	env, err := OpenEnv(sc.base, autoTrain, log)
 	if err != nil {
-		if !sc.AutoTrain && !exists(sc.base.CheckpointPath()) {
+		if !autoTrain && !exists(sc.base.CheckpointPath()) {
 			return nil, fmt.Errorf("experiments: no checkpoint at %s and auto_train = false: run `ddsmc train %s` first", sc.base.CheckpointPath(), sc.Base)
 		}
 		return nil, err
@@ -441,61 +485,126 @@ func RunSweep(sc *SweepConfig, raw []byte, dir string, log io.Writer) ([]Record,
 			return nil, err
 		}
 	}
-	type job struct{ p, r int }
-	var todo []job
-	records := map[[2]int]Record{}
-	for _, pt := range pts {
-		for r := range sc.Repeats {
-			rec, err := ReadRecord(runDir(dir, pt.Index, r))
+	pl := &sweepPlan{sc: sc, dir: dir, env: env, pts: pts, metrics: metrics, records: map[[2]int]Record{}}
+	pl.scan(log)
+	return pl, nil
+}
+
+// scan reads the finished runs' records and lists the runs still to do; a
+// record that is not its run's is run again.
+func (pl *sweepPlan) scan(log io.Writer) {
+	pl.todo = nil
+	for _, pt := range pl.pts {
+		for r := range pl.sc.Repeats {
+			rec, err := ReadRecord(runDir(pl.dir, pt.Index, r))
 			if err == nil {
-				err = checkRecord(rec, pt, r, sc.Seed+uint64(r))
-				if err != nil {
+				err = checkRecord(rec, pt, r, pl.sc.Seed+uint64(r))
+				if err != nil && log != nil {
 					fmt.Fprintf(log, "run %s: %v: running it again\n", runID(pt.Index, r), err)
 				}
 			}
+			pl.mu.Lock()
 			if err == nil {
-				records[[2]int{pt.Index, r}] = rec
+				pl.records[[2]int{pt.Index, r}] = rec
 			} else {
-				todo = append(todo, job{pt.Index, r})
+				delete(pl.records, [2]int{pt.Index, r})
+				pl.todo = append(pl.todo, job{pt.Index, r})
 			}
+			pl.mu.Unlock()
 		}
 	}
-	total := len(pts) * sc.Repeats
-	fmt.Fprintf(log, "sweep %s: task %s, %d points × %d repeats = %d runs, %d already done, %d workers, BLAS %s\n",
-		sc.Name, sc.base.Task.Name(), len(pts), sc.Repeats, total, total-len(todo), sc.Workers, graph.BLAS())
+}
+
+// runOne performs one run of the plan and records it.
+func (pl *sweepPlan) runOne(j job, workers int, cache *SamplerCache) (Record, error) {
+	smcCfg := pl.pts[j.p].SMC
+	if workers > 1 {
+		smcCfg.Workers = 1 // runs are parallel already
+	}
+	res, err := pl.env.RunPoint(RunSpec{SMC: smcCfg, Seed: pl.sc.Seed + uint64(j.r), Dir: runDir(pl.dir, j.p, j.r),
+		Point: j.p, Repeat: j.r, Settings: pl.pts[j.p].Settings}, cache)
+	if err != nil {
+		return Record{}, fmt.Errorf("experiments: run %d-%d (%s, repeat %d): %w", j.p, j.r, describe(pl.pts[j.p].Settings), j.r, err)
+	}
+	pl.mu.Lock()
+	pl.records[[2]int{j.p, j.r}] = res.Record
+	pl.mu.Unlock()
+	return res.Record, nil
+}
+
+// runGroup performs missing repeats of one point as one batch
+// (Env.RunRepeats: R·N particles per network call) and records them.
+func (pl *sweepPlan) runGroup(g []job, smcWorkers int, cache *SamplerCache) ([]Record, error) {
+	pt := pl.pts[g[0].p]
+	smcCfg := pt.SMC
+	smcCfg.Workers = smcWorkers
+	specs := make([]RunSpec, len(g))
+	for i, j := range g {
+		specs[i] = RunSpec{SMC: smcCfg, Seed: pl.sc.Seed + uint64(j.r), Dir: runDir(pl.dir, j.p, j.r), Point: j.p, Repeat: j.r, Settings: pt.Settings}
+	}
+	res, err := pl.env.RunRepeats(specs, cache)
+	if err != nil {
+		return nil, fmt.Errorf("experiments: point %d (%s), %d repeats: %w", g[0].p, describe(pt.Settings), len(g), err)
+	}
+	recs := make([]Record, len(res))
+	pl.mu.Lock()
+	for i, r := range res {
+		recs[i] = r.Record
+		pl.records[[2]int{g[i].p, g[i].r}] = r.Record
+	}
+	pl.mu.Unlock()
+	return recs, nil
+}
+
+// runLocal performs jobs on workers goroutines, a point's missing repeats
+// as one batch (Sampler.RunMany), rewriting results.csv after each batch.
+func (pl *sweepPlan) runLocal(todo []job, workers int, log io.Writer) error {
+	var groups [][]job
+	at := map[int]int{}
+	for _, j := range todo {
+		i, ok := at[j.p]
+		if !ok {
+			i = len(groups)
+			at[j.p] = i
+			groups = append(groups, nil)
+		}
+		groups[i] = append(groups[i], j)
+	}
+	// Points run in parallel; with fewer points than workers, each run
+	// uses the spare cores itself (results do not depend on smc.workers).
+	smcWorkers := 1
+	if len(groups) < workers {
+		smcWorkers = max(1, workers/max(len(groups), 1))
+	}
+	total := pl.total()
 	var mu sync.Mutex
 	done := total - len(todo)
+	first := done
 	start := time.Now()
-	errs := make(chan error, len(todo))
-	jobs := make(chan job)
+	errs := make(chan error, len(groups))
+	ch := make(chan []job)
 	var wg sync.WaitGroup
-	for range min(sc.Workers, max(len(todo), 1)) {
+	for range min(workers, max(len(groups), 1)) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			cache := NewSamplerCache()
-			for j := range jobs {
-				smcCfg := pts[j.p].SMC
-				if sc.Workers > 1 {
-					smcCfg.Workers = 1 // runs are parallel already
-				}
-				res, err := env.RunPoint(RunSpec{SMC: smcCfg, Seed: sc.Seed + uint64(j.r), Dir: runDir(dir, j.p, j.r),
-					Point: j.p, Repeat: j.r, Settings: pts[j.p].Settings}, cache)
+			for g := range ch {
+				recs, err := pl.runGroup(g, smcWorkers, cache)
 				if err != nil {
-					errs <- fmt.Errorf("experiments: run %d-%d (%s, repeat %d): %w", j.p, j.r, describe(pts[j.p].Settings), j.r, err)
+					errs <- err
 					continue
 				}
-				rec := res.Record
 				mu.Lock()
-				records[[2]int{j.p, j.r}] = rec
-				done++
-				werr := writeResults(filepath.Join(dir, "results.csv"), sc.Columns(), metrics, records)
-				el := time.Since(start).Seconds()
-				left := total - done
-				eta := el / float64(done-(total-len(todo))) * float64(left)
-				fmt.Fprintf(log, "[%d/%d] %-40s reward %.4f  ess_min %.3f  %.1fs  (elapsed %s, eta %s)\n", done, total,
-					describe(pts[j.p].Settings)+fmt.Sprintf(" r%d", j.r), rec.Metrics["reward_mean"], rec.Metrics["ess_min"],
-					rec.Metrics["wall_s"], fmtDur(el), fmtDur(eta))
+				werr := pl.writeResults()
+				for i, rec := range recs {
+					done++
+					el := time.Since(start).Seconds()
+					eta := el / float64(done-first) * float64(total-done)
+					fmt.Fprintf(log, "[%d/%d] %-40s reward %.4f  ess_min %.3f  %.1fs  (elapsed %s, eta %s)\n", done, total,
+						describe(pl.pts[g[i].p].Settings)+fmt.Sprintf(" r%d", g[i].r), rec.Metrics["reward_mean"], rec.Metrics["ess_min"],
+						rec.Metrics["wall_s"], fmtDur(el), fmtDur(eta))
+				}
 				mu.Unlock()
 				if werr != nil {
 					errs <- werr
@@ -503,25 +612,32 @@ func RunSweep(sc *SweepConfig, raw []byte, dir string, log io.Writer) ([]Record,
 			}
 		}()
 	}
-	for _, j := range todo {
-		jobs <- j
+	for _, g := range groups {
+		ch <- g
 	}
-	close(jobs)
+	close(ch)
 	wg.Wait()
 	close(errs)
 	var all []error
 	for e := range errs {
 		all = append(all, e)
 	}
-	if err := writeResults(filepath.Join(dir, "results.csv"), sc.Columns(), metrics, records); err != nil {
-		all = append(all, err)
-	}
-	out := sortedRecords(records)
-	if len(all) > 0 {
-		return out, errors.Join(all...)
-	}
-	fmt.Fprintf(log, "sweep %s: %d runs in %s; results in %s\n", sc.Name, total, fmtDur(time.Since(start).Seconds()), filepath.Join(dir, "results.csv"))
-	return out, nil
+	return errors.Join(all...)
+}
+
+// writeResults rewrites results.csv from the finished runs.
+func (pl *sweepPlan) writeResults() error {
+	pl.mu.Lock()
+	defer pl.mu.Unlock()
+	return writeResults(filepath.Join(pl.dir, "results.csv"), pl.sc.Columns(), pl.metrics, pl.records)
+}
+
+// finish writes results.csv one last time and returns the records.
+func (pl *sweepPlan) finish() ([]Record, error) {
+	err := pl.writeResults()
+	pl.mu.Lock()
+	defer pl.mu.Unlock()
+	return sortedRecords(pl.records), err
 }
 
 func fmtDur(s float64) string {
@@ -672,7 +788,7 @@ func planless(dir string) error {
 
 // cleanSweepDir removes what killed writes left in a sweep directory:
 // temporary files of the plan and results, and of every run directory.
-func cleanSweepDir(dir string, points, repeats int) error {
+func cleanSweepDir(dir string) error {
 	if _, err := atomicfile.CleanTemps(dir); err != nil {
 		return err
 	}

@@ -146,7 +146,7 @@ func (r *Reverse) Prime(x []int, logits []float64) error {
 	for i := range len(x) / L {
 		k := stateKey(x[i*L : (i+1)*L])
 		r.cache.put(k, append([]float64(nil), logits[i*L*V:(i+1)*L*V]...))
-		r.cache.sawInRun(k) // cost hook (cost.go)
+		r.cache.sawInRun(i, k) // cost hook (cost.go)
 	}
 	return nil
 }

@@ -84,7 +84,7 @@ type rowCounter interface{ forwardRows() int64 }
 func (p *denoiserPool) forwardRows() int64 { return p.rows.Load() }
 func (r *Reverse) forwardRows() int64 {
 	if r.cache != nil {
-		return r.cache.charged
+		return r.cache.total()
 	}
 	return r.pool.forwardRows()
 }
@@ -109,19 +109,25 @@ func (s *Sampler) usage() Cost {
 // costMark is a run's bookkeeping of its work counts.
 type costMark struct {
 	start Cost // the sampler's usage when the run started (Run, Step)
-	// RunMany keeps each run's counts explicitly: many is set, spent is
-	// the run's work so far, and direct what was charged to the run alone
-	// during the current shared call.
+	// RunMany keeps each run's counts explicitly: many is set, index is the
+	// run's place, spent its work so far (but for the rows of a caching
+	// base, which the cache counts per run), and direct what was charged
+	// to the run alone during the current shared call.
 	many          bool
+	index         int
 	spent, direct Cost
 }
 
 // costSince returns the counts of st's run so far.
 func (s *Sampler) costSince(st *State) Cost {
-	if st.cost.many {
-		return st.cost.spent
+	if !st.cost.many {
+		return s.usage().Sub(st.cost.start)
 	}
-	return s.usage().Sub(st.cost.start)
+	c := st.cost.spent
+	if cb := s.cachedBase(); cb != nil && st.cost.index < len(cb.charged) {
+		c.DenoiserRows = cb.charged[st.cost.index]
+	}
+	return c
 }
 
 // chargeRun adds the work since mark to st's run alone (RunMany's per-run
@@ -129,6 +135,9 @@ func (s *Sampler) costSince(st *State) Cost {
 // one (a per-run twist in evaluateMany), which shareCost then excludes.
 func (s *Sampler) chargeRun(st *State, mark Cost, within bool) {
 	d := s.usage().Sub(mark)
+	if s.cachedBase() != nil {
+		d.DenoiserRows = 0 // counted per run by the cache
+	}
 	st.cost.spent = st.cost.spent.add(d)
 	if within {
 		st.cost.direct = st.cost.direct.add(d)
@@ -141,6 +150,9 @@ func (s *Sampler) chargeRun(st *State, mark Cost, within bool) {
 // rows, as without a logit cache.
 func (s *Sampler) shareCost(sts []*State, mark Cost) {
 	d := s.usage().Sub(mark)
+	if s.cachedBase() != nil {
+		d.DenoiserRows = 0 // counted per run by the cache
+	}
 	for _, st := range sts {
 		d = d.Sub(st.cost.direct)
 		st.cost.direct = Cost{}
@@ -151,52 +163,118 @@ func (s *Sampler) shareCost(sts []*State, mark Cost) {
 	}
 }
 
-// runCount is a logit cache's count of the rows charged to the current run:
-// the distinct states it computed, plus the states it served from entries
-// made by earlier runs of the same sampler (which a fresh sampler would
-// have computed), so that a run's count does not depend on which runs the
-// sampler did before (the experiment runner reuses samplers across
-// repeats, in an order that depends on its workers).
+// runCount is a logit cache's count of the rows charged to each run it
+// serves: a run is charged once for every distinct state it evaluates (or
+// has primed), whether the cache computed it now or kept it from an earlier
+// run, plus any state it has to recompute because the cache is full. So a
+// run's count is what a fresh sampler would have computed, whatever runs
+// the sampler did before (the experiment runner reuses samplers across
+// repeats) and whether it ran alone or batched with others (RunMany).
 type runCount struct {
-	seen    map[string]struct{} // states evaluated or primed in this run
-	charged int64
+	seen    []map[string]struct{} // per run: states evaluated or primed
+	charged []int64               // per run: rows charged
+	cur     int                   // the run calls are for, or −1: row i is run i/rowsPer's
+	rowsPer int
+}
+
+// begin starts the bookkeeping of R runs of n particles each.
+func (c *runCount) begin(R, n int) {
+	c.seen, c.charged = make([]map[string]struct{}, R), make([]int64, R)
+	for r := range c.seen {
+		c.seen[r] = map[string]struct{}{}
+	}
+	c.cur, c.rowsPer = 0, n
+	if R > 1 {
+		c.cur = -1
+	}
+}
+
+// runOf returns the run that row i of a call belongs to.
+func (c *runCount) runOf(i int) int {
+	if c.cur >= 0 || c.rowsPer < 1 {
+		return max(c.cur, 0)
+	}
+	return min(i/c.rowsPer, len(c.seen)-1)
 }
 
 // charge counts one Eval's rows: keys are the states of its rows, missed
-// the distinct states it had to compute.
+// the distinct states the cache had to compute.
 func (c *runCount) charge(keys []string, missed map[string]int) {
-	if c.seen == nil {
-		c.seen = map[string]struct{}{}
+	if len(c.seen) == 0 {
+		c.begin(1, 0)
 	}
-	c.charged += int64(len(missed))
-	for _, k := range keys {
-		if _, ok := c.seen[k]; ok {
+	type runState struct {
+		r int
+		k string
+	}
+	done := map[runState]bool{} // charged in this call
+	for i, k := range keys {
+		r := c.runOf(i)
+		id := runState{r, k}
+		if done[id] {
 			continue
 		}
-		c.seen[k] = struct{}{}
-		if _, ok := missed[k]; !ok {
-			c.charged++ // cached by an earlier run
+		_, seen := c.seen[r][k]
+		_, computed := missed[k]
+		if !seen || computed { // new to the run, or seen but not kept (the cache is full)
+			c.seen[r][k] = struct{}{}
+			c.charged[r]++
+			done[id] = true
 		}
 	}
 }
 
-// sawInRun marks a state primed in this run (its logits came with the
+// sawInRun marks the state of row i primed (its logits came with the
 // gradient look-ahead's forward pass, counted as a gradient row).
-func (c *runCount) sawInRun(key string) {
-	if c.seen == nil {
-		c.seen = map[string]struct{}{}
+func (c *runCount) sawInRun(i int, key string) {
+	if len(c.seen) == 0 {
+		c.begin(1, 0)
 	}
-	c.seen[key] = struct{}{}
+	c.seen[c.runOf(i)][key] = struct{}{}
 }
 
-// beginRun starts a run's bookkeeping: the base's cache forgets which
-// states the previous run saw, and the run's counts start at the
-// sampler's current usage.
+// total is the rows charged to all runs.
+func (c *runCount) total() int64 {
+	var s int64
+	for _, n := range c.charged {
+		s += n
+	}
+	return s
+}
+
+// cachedBase returns the sampler's base logit cache, or nil.
+func (s *Sampler) cachedBase() *logitCache {
+	if r, ok := s.env.Target.Base.(*Reverse); ok {
+		return r.cache
+	}
+	return nil
+}
+
+// beginRun starts a single run's bookkeeping (Run, Init): the base's cache
+// starts a fresh count, and the run's counts start at the sampler's usage.
 func (s *Sampler) beginRun() costMark {
-	if r, ok := s.env.Target.Base.(*Reverse); ok && r.cache != nil {
-		r.cache.seen = nil
+	if c := s.cachedBase(); c != nil {
+		c.begin(1, s.cfg.N)
 	}
 	return costMark{start: s.usage()}
+}
+
+// beginMany starts the bookkeeping of RunMany's runs sts (after newState).
+func (s *Sampler) beginMany(sts []*State) {
+	if c := s.cachedBase(); c != nil {
+		c.begin(len(sts), s.cfg.N)
+	}
+	for r, st := range sts {
+		st.cost = costMark{many: true, index: r}
+	}
+}
+
+// callsFor tells the base's cache that the next calls are run r's alone
+// (r ≥ 0) or shared by all runs, row i being run i/N's (r = −1).
+func (s *Sampler) callsFor(r int) {
+	if c := s.cachedBase(); c != nil && len(c.seen) > 1 {
+		c.cur = r
+	}
 }
 
 // DisableCache turns off the reuse of x0-logits across states for

@@ -284,3 +284,54 @@ func TestDisableCache(t *testing.T) {
 		t.Errorf("disabling the cache changed the run")
 	}
 }
+
+// TestCostRunManyWithCache: with a caching base (time-independent
+// denoiser) each of RunMany's runs is charged what it would cost alone on a
+// fresh sampler, for batched evaluations (reverse proposal) and per-run
+// ones (the locally optimal proposal's candidates), and the results are
+// those of the runs alone.
+func TestCostRunManyWithCache(t *testing.T) {
+	cached := func() *Reverse {
+		rows := 0
+		b, err := NewReverse(toyKernel(), []diffusion.Denoiser{countingTI{testutil.HashDenoiser{L: toyL, V: toyV, Scale: 2}, &rows}}, 4)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	for _, c := range []struct {
+		name string
+		prop Proposal
+		tw   Twist
+	}{{"reverse/mc", ReverseProposal{}, LookAhead{Phi: 2}}, {"lop/exact", LOP{}, ExactLookAhead{}}} {
+		build := func() *Sampler {
+			s, err := New(Target{Base: cached(), Reward: toyTable(), Alpha: 0.7}, Config{N: 12, Grid: toyGrid(t, toyT), Twist: c.tw, Proposal: c.prop})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return s
+		}
+		seeds := []uint64{1, 2, 3}
+		rngs := make([]*rand.Rand, len(seeds))
+		for i, sd := range seeds {
+			rngs[i] = rand.New(rand.NewPCG(sd, 9))
+		}
+		many, err := build().RunMany(rngs)
+		if err != nil {
+			t.Fatal(err)
+		}
+		alone := build()
+		for i, sd := range seeds {
+			one, err := alone.Run(rand.New(rand.NewPCG(sd, 9)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if one.Cost != many[i].Cost {
+				t.Errorf("%s run %d: RunMany charges %+v, the run alone %+v", c.name, i, many[i].Cost, one.Cost)
+			}
+			if a, b := resultString(one), resultString(many[i]); a != b {
+				t.Errorf("%s run %d: RunMany and Run differ", c.name, i)
+			}
+		}
+	}
+}

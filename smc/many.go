@@ -44,10 +44,10 @@ func (s *Sampler) RunMany(rngs []*rand.Rand) ([]*Result, error) {
 	res := make([]*Result, R)
 	for r := range sts {
 		sts[r] = s.newState()
-		sts[r].cost.many = true
 	}
+	s.beginMany(sts) // cost.go: shared calls are split, per-run ones charged
 	t, lambda := s.initTime()
-	mark := s.usage() // cost.go: shared calls are split, per-run ones charged
+	mark := s.usage()
 	if err := s.evaluateMany(rngs, sts, t, lambda); err != nil {
 		return nil, fmt.Errorf("smc: initialisation (t=%v): %w", t, err)
 	}
@@ -64,6 +64,7 @@ func (s *Sampler) RunMany(rngs []*rand.Rand) ([]*Result, error) {
 	for step := 0; step < s.T; step++ {
 		for r := range sts {
 			mark := s.usage()
+			s.callsFor(r)
 			p, err := s.propose(rngs[r], sts[r])
 			if err != nil {
 				return nil, fmt.Errorf("smc: run %d: %w", r, err)
@@ -72,6 +73,7 @@ func (s *Sampler) RunMany(rngs []*rand.Rand) ([]*Result, error) {
 			ps[r] = p
 		}
 		mark := s.usage()
+		s.callsFor(-1)
 		var err error
 		if ps[0].final {
 			err = s.finalRewardsMany(sts)

@@ -27,6 +27,7 @@ import (
 	"path/filepath"
 	"runtime/debug"
 	"runtime/pprof"
+	"strconv"
 	"strings"
 
 	"github.com/ddsmc/ddsmc/configs"
@@ -93,6 +94,8 @@ func run(args []string, stdout, stderr io.Writer) (code int) {
 		err = cmdTrainProposal(rest, stdout, stderr)
 	case "prepare":
 		err = cmdPrepare(rest, stdout, stderr)
+	case "sweep-task":
+		err = cmdSweepTask(rest, stdout, stderr)
 	case "tasks":
 		for _, n := range task.Names() {
 			fmt.Fprintln(stdout, n)
@@ -271,6 +274,17 @@ func cmdSweep(args []string, stdout, stderr io.Writer) error {
 	fs, c := newFlags("sweep", "<sweep.toml|name>", "Runs every point of the sweep's [sweep] table (Cartesian product) with `repeats` seeded\nrepeats, in parallel, into -out DIR (default runs/sweeps/<name>): results.csv (one row\nper run: the common metrics and the task's), runs/<point>-<repeat>/ (record, samples,\ntrace), sweep.json and sweep.toml (the plan and git commit), then draws the figures\n(ddsmc plot). Re-running resumes: finished runs are skipped. A DIR holding another sweep\nis refused. With -rescore, nothing is run: the output and task metrics of the finished\nruns are recomputed from their saved samples (e.g. after changing a judge).", stderr)
 	rescore := fs.Bool("rescore", false, "recompute the output and task metrics of the finished runs from their samples instead of running")
 	table := fs.Bool("table", false, "also print the summary table")
+	backend := fs.String("backend", "local", "where the runs execute: local (goroutines of this process) or slurm (one sbatch --array job)")
+	status := fs.Bool("status", false, "report the sweep directory given as the argument (runs done, Slurm jobs) and rebuild nothing")
+	var so experiments.SlurmOptions
+	fs.StringVar(&so.Partition, "partition", "", "slurm: sbatch --partition")
+	fs.StringVar(&so.Time, "time", "", "slurm: sbatch --time per array task, e.g. 1:00:00")
+	fs.StringVar(&so.Mem, "mem", "", "slurm: sbatch --mem per array task, e.g. 4G")
+	fs.IntVar(&so.CPUs, "cpus-per-task", 0, "slurm: sbatch --cpus-per-task, also the runs' smc.workers")
+	fs.IntVar(&so.Throttle, "throttle", 0, "slurm: at most this many array tasks at once (--array=…%K)")
+	fs.IntVar(&so.RunsPerTask, "runs-per-task", 1, "slurm: runs per array task")
+	sbatchArgs := fs.String("sbatch-args", "", "slurm: further sbatch arguments, space-separated")
+	fs.BoolVar(&so.Detach, "detach", false, "slurm: submit and return without waiting")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -278,6 +292,19 @@ func cmdSweep(args []string, stdout, stderr io.Writer) error {
 		fs.Usage()
 		return fmt.Errorf("%w: ddsmc sweep takes exactly one sweep config, got %d", errUsage, fs.NArg())
 	}
+	if *status {
+		rep, err := experiments.SweepStatus(fs.Arg(0))
+		if err != nil {
+			return err
+		}
+		fmt.Fprint(stdout, rep)
+		return nil
+	}
+	if *backend != "local" && *backend != "slurm" {
+		fs.Usage()
+		return fmt.Errorf("%w: -backend = %q: want local or slurm", errUsage, *backend)
+	}
+	so.Args = strings.Fields(*sbatchArgs)
 	sc, err := experiments.LoadSweep(fs.Arg(0))
 	if err != nil {
 		return err
@@ -298,6 +325,14 @@ func cmdSweep(args []string, stdout, stderr io.Writer) error {
 	if *rescore {
 		if _, err := experiments.RescoreSweep(sc, dir, stderr); err != nil {
 			return err
+		}
+	} else if *backend == "slurm" {
+		if _, err := experiments.RunSweepSlurm(sc, raw, dir, so, stderr); err != nil {
+			return err
+		}
+		if so.Detach {
+			fmt.Fprintf(stdout, "submitted; status: ddsmc sweep -status %s\n", dir)
+			return nil
 		}
 	} else if _, err := experiments.RunSweep(sc, raw, dir, stderr); err != nil {
 		return err
@@ -388,4 +423,24 @@ func plotSweep(dir string, stderr io.Writer) ([]string, error) {
 		fmt.Fprintf(stderr, "ddsmc: plot: skipped %s\n", n)
 	}
 	return figs, err
+}
+
+// cmdSweepTask is the body of a Slurm array task (internal: ddsmc sweep
+// -backend slurm submits it).
+func cmdSweepTask(args []string, stdout, stderr io.Writer) error {
+	fs, _ := newFlags("sweep-task", "<dir>", "Internal: runs the chunk of a submitted Slurm array job given by SLURM_ARRAY_TASK_ID.", stderr)
+	token := fs.String("submission", "", "the submission token (DIR/slurm/<token>.json)")
+	workers := fs.Int("workers", 0, "goroutines per run (0: the plan's smc.workers)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() != 1 || *token == "" {
+		fs.Usage()
+		return fmt.Errorf("%w: ddsmc sweep-task -submission TOKEN <dir>", errUsage)
+	}
+	idx, err := strconv.Atoi(os.Getenv("SLURM_ARRAY_TASK_ID"))
+	if err != nil {
+		return fmt.Errorf("ddsmc sweep-task: SLURM_ARRAY_TASK_ID = %q is not an array index (run it through sbatch --array)", os.Getenv("SLURM_ARRAY_TASK_ID"))
+	}
+	return experiments.RunSweepTask(fs.Arg(0), *token, idx, *workers, stderr)
 }
