@@ -102,7 +102,7 @@ func PlotAgainst(dir, x, y string) (string, error) {
 		s.X, s.Y, s.Err = X, Y, E
 	}
 	o := plots.ErrorOpts{LineOpts: plots.LineOpts{
-		Title:  fmt.Sprintf("%s: %s vs %s (mean ± SE, n=%d)", meta.Name, y, x, meta.Repeats),
+		Title:  fmt.Sprintf("%s: %s vs %s (n=%d)", meta.Name, y, x, meta.Repeats),
 		XLabel: columnLabel(tk, x), YLabel: columnLabel(tk, y), YMin: math.NaN(), YMax: math.NaN(), LogX: lo > 0 && hi/lo > 20,
 	}}
 	base := filepath.Join(dir, "figures", y+"_vs_"+x)
