@@ -186,7 +186,7 @@ type State struct {
 type Info struct {
 	Step       int       `json:"step"`        // steps taken after this one (0 = initialisation)
 	T          float64   `json:"t"`           // time after the step
-	Lambda     float64   `json:"lambda"`      // tempering exponent at T (1 at the end)
+	Lambda     float64   `json:"lambda"`      // tempering exponent at T (1 at the end; the adaptive schedule's choice)
 	ESS        float64   `json:"ess"`         // ESS/N after reweighting, before resampling
 	Resampled  bool      `json:"resampled"`   // whether the particles were resampled
 	RhatMean   float64   `json:"rhat_mean"`   // weighted mean look-ahead reward (before resampling)

@@ -28,7 +28,9 @@ type Lambda struct {
 	Gamma float64
 	// Values are λ_0..λ_T for "list" (length T+1, each in [0, 1]).
 	Values []float64
-	// ESS is the target ESS fraction κ_λ ∈ (0, 1] of "adaptive".
+	// ESS is the target ESS fraction κ_λ ∈ (0, 1] of "adaptive" (the
+	// conditional ESS of each step's tempering; κ_λ = 1 allows no change of
+	// the weights, so λ stays at LambdaFloor until the final step).
 	ESS float64
 }
 
