@@ -177,7 +177,7 @@ func (c *SMCConfig) Validate() error {
 	if c.Lambda == "adaptive" {
 		switch {
 		case c.LambdaESS == 0:
-			return fmt.Errorf("smc.lambda = \"adaptive\" needs smc.lambda_ess, the target ESS fraction in (0, 1] (e.g. 0.5)")
+			return fmt.Errorf("smc.lambda = \"adaptive\" needs smc.lambda_ess, the target ESS fraction in (0, 1] (e.g. 0.9)")
 		case !(c.LambdaESS > 0 && c.LambdaESS <= 1):
 			return fmt.Errorf("smc.lambda_ess = %v: the adaptive schedule's target ESS fraction must lie in (0, 1]", c.LambdaESS)
 		case c.LambdaValues != nil:
