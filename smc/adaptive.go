@@ -74,8 +74,8 @@ func checkAdaptive(cfg Config) error {
 type family func(lambda float64, logPsi, rhat []float64) error
 
 // evalFamily evaluates the networks and the twist at the particles once
-// (at exponent lambda, for the parts that need one) and returns log ψ as a
-// function of λ. It draws the same random numbers as evaluate.
+// and returns log ψ as a function of λ, leaving st.LogPsi and st.Rhat at
+// exponent lambda. It draws the same random numbers as evaluate.
 func (s *Sampler) evalFamily(rng *rand.Rand, st *State, t, lambda float64) (family, error) {
 	env := &s.env
 	switch tw := s.cfg.Twist.(type) {
@@ -96,7 +96,8 @@ func (s *Sampler) evalFamily(rng *rand.Rand, st *State, t, lambda float64) (fami
 		if err := env.rewards(x0, r, "look-ahead sample"); err != nil {
 			return nil, err
 		}
-		return lmeFamily(r, tw.Phi, env.Target.Alpha), nil
+		f := lmeFamily(r, tw.Phi, env.Target.Alpha)
+		return f, f(lambda, st.LogPsi, st.Rhat)
 	case GradLookAhead:
 		if err := s.evaluate(rng, st, t, lambda); err != nil {
 			return nil, err
@@ -154,13 +155,10 @@ func CESS(normLogW, inc []float64) float64 {
 }
 
 // chooseLambda returns λ_s ∈ [lo, 1] by the rule above, given the
-// normalised log-weights before the step and base_j = log k − log q −
-// log ψ_t(x_t), and leaves log ψ and r̂ at λ_s in logPsi and rhat.
+// normalised log-weights before the step, base_j = log k − log q −
+// log ψ_t(x_t), and logPsi and rhat at lo; it leaves them at λ_s.
 func (s *Sampler) chooseLambda(f family, logW, base []float64, lo float64, logPsi, rhat []float64) (float64, error) {
 	N := s.cfg.N
-	if err := f(lo, logPsi, rhat); err != nil {
-		return 0, err
-	}
 	psi0 := append([]float64(nil), logPsi...)
 	moved := make([]float64, N)
 	for j := range N {
