@@ -20,6 +20,7 @@ SHAPES=${SHAPES:-gmm mnist}
 PROPS=${PROPS:-reverse grad}
 PEER=${PEER:-../shared/peer/torch_smc.py}
 OUT=${OUT:-$(mktemp -d)}
+mkdir -p "$OUT"
 BIN=${DDSMC_BIN:-$OUT/ddsmc}
 if [ -n "${DDSMC_BIN:-}" ]; then
   : # a prebuilt binary (e.g. an older commit, for before/after tables)

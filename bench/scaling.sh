@@ -11,6 +11,7 @@ cd "$(dirname "$0")/.."
 W=${1:-1}
 PROPS=${PROPS:-reverse grad}
 OUT=${OUT:-$(mktemp -d)}
+mkdir -p "$OUT"
 BIN=$OUT/ddsmc
 if [ "${OPENBLAS:-0}" = 1 ]; then
   CGO_ENABLED=1 CGO_LDFLAGS=-lopenblas go build -tags openblas -o "$BIN" ./cmd/ddsmc
