@@ -72,6 +72,16 @@ func (m *Model) Clone() (*Model, error) {
 	return c, nil
 }
 
+// View returns a model sharing m's parameters (the same Store: later
+// updates of m's weights are seen) with its own compiled programs and
+// lock, so that parallel SMC workers can evaluate one set of weights
+// concurrently without copying it (each program has its own tensor
+// headers over the shared data, which Gorgonia needs for concurrent use).
+// Do not train m while views of it run.
+func (m *Model) View() *Model {
+	return &Model{Cfg: m.Cfg, Store: m.Store, fwd: map[int]*compiled{}, grad: map[int]*compiled{}}
+}
+
 // LoadBase copies every parameter of base into m by name, for fine-tuning
 // a LoRA model (m.Cfg.LoRARank > 0) from a trained base model with the same
 // architecture: afterwards m computes exactly base's function, since m's
