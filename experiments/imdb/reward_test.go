@@ -18,14 +18,8 @@ import (
 // (73.2% / 0.811), within a tolerance for another optimiser run.
 func TestLRMatchesDomainsMd(t *testing.T) {
 	c, v := realCorpus(t)
-	var log bytes.Buffer
-	cfg := DefaultLRConfig()
-	cfg.L2 = []float64{1e-5} // the λ that the default grid chooses; one fit keeps the test short
-	m, err := TrainLR(c, v, cfg, &log)
-	t.Log(log.String())
-	if err != nil {
-		t.Fatal(err)
-	}
+	m, log := realLRModel(t)
+	t.Log(log)
 	if m.TestAcc < 0.72 || m.TestAcc > 0.745 || m.TestAUC < 0.80 || m.TestAUC > 0.825 {
 		t.Errorf("test accuracy %.4f, AUC %.4f; want about 0.732 and 0.811", m.TestAcc, m.TestAUC)
 	}
