@@ -42,6 +42,21 @@ func TestLRMatchesDomainsMd(t *testing.T) {
 	}
 }
 
+// TestFullReviewLRSanityCheck: the same trainer on whole reviews reaches
+// the usual full-review accuracy (domains.md §1.4: 88.2% at K = 4k). As
+// there, λ = 1e-3 was picked on the test split (from 1e-5, 1e-4, 1e-3), so
+// the figure is optimistic by a fraction of a point.
+func TestFullReviewLRSanityCheck(t *testing.T) {
+	c, v := realCorpus(t)
+	cfg := DefaultLRConfig()
+	cfg.Batch, cfg.Epochs, cfg.LR = 32, 8, 0.003
+	acc := FullReviewLR(c, v.Size(), cfg, 1e-3)
+	t.Logf("full-review binary-unigram LR: test accuracy %.4f", acc)
+	if acc < 0.875 || acc > 0.89 {
+		t.Errorf("full-review accuracy %.4f, want about 0.882", acc)
+	}
+}
+
 func abs(x float64) float64 { return math.Abs(x) }
 
 // TestLRLearnsAndRefusesAnotherVocabulary: on a toy corpus the classifier
