@@ -29,16 +29,16 @@ type Doc struct {
 
 // Stats are the corpus statistics of domains.md §1.3.
 type Stats struct {
-	Reviews        [2]int     // train, test
-	Tokens         [2]int     // train, test
-	WordTokens     int        // tokens that are words (start with a letter or digit), both splits
-	Sentences      int        // both splits
-	Types          [3]int     // distinct tokens: train, test, both
-	K              int        // vocabulary size
-	Coverage       [2]float64 // fraction of train, test tokens in the vocabulary
-	KthCount       int        // train count of the K-th word
-	ShortestReview int        // tokens
-	LongestReview  int
+	Reviews        [2]int     `json:"reviews"`         // train, test
+	Tokens         [2]int     `json:"tokens"`          // train, test
+	WordTokens     int        `json:"word_tokens"`     // tokens that are words (start with a letter or digit), both splits
+	Sentences      int        `json:"sentences"`       // both splits
+	Types          [3]int     `json:"types"`           // distinct tokens: train, test, both
+	K              int        `json:"k"`               // vocabulary size
+	Coverage       [2]float64 `json:"coverage"`        // fraction of train, test tokens in the vocabulary
+	KthCount       int        `json:"kth_count"`       // train count of the K-th word
+	ShortestReview int        `json:"shortest_review"` // tokens
+	LongestReview  int        `json:"longest_review"`
 }
 
 // Corpus is both splits tokenised over one vocabulary.
