@@ -275,3 +275,47 @@ func equalU32(a, b []uint32) bool {
 	}
 	return true
 }
+
+// TestLoadAllRefusesAnEditedReview: one changed byte in one of the 50,000
+// review files fails the manifest check, naming the directory.
+func TestLoadAllRefusesAnEditedReview(t *testing.T) {
+	if testing.Short() {
+		t.Skip("skipping: reads the 50,000 reviews")
+	}
+	real, err := DataDir()
+	if err != nil {
+		t.Skipf("the IMDB data module %s@%s cannot be found or fetched here: %v", Module, ModuleVersion, err)
+	}
+	dir := t.TempDir()
+	for _, p := range []string{"train", filepath.Join("test", "pos")} {
+		os.MkdirAll(filepath.Dir(filepath.Join(dir, p)), 0o755)
+		if err := os.Symlink(filepath.Join(real, p), filepath.Join(dir, p)); err != nil {
+			t.Skipf("cannot symlink: %v", err)
+		}
+	}
+	neg := filepath.Join(dir, "test", "neg")
+	os.MkdirAll(neg, 0o755)
+	ents, err := os.ReadDir(filepath.Join(real, "test", "neg"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, e := range ents {
+		b, err := os.ReadFile(filepath.Join(real, "test", "neg", e.Name()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if i == 100 {
+			b[0] ^= 0x20 // change the case of the first letter
+		}
+		if err := os.WriteFile(filepath.Join(neg, e.Name()), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, _, err := LoadAll(dir); err == nil || !strings.Contains(err.Error(), "fail their checksum") || !strings.Contains(err.Error(), dir) {
+		t.Fatalf("an edited review: %v", err)
+	}
+	t.Setenv(DirEnv, dir)
+	if d, err := DataDir(); err != nil || d != dir {
+		t.Fatalf("DataDir with %s set: %q, %v", DirEnv, d, err)
+	}
+}
