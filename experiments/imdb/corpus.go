@@ -223,7 +223,7 @@ func (c *Corpus) Save(path string) error {
 func LoadCorpus(path, vocabHash string) (*Corpus, error) {
 	b, err := os.ReadFile(path)
 	if errors.Is(err, fs.ErrNotExist) {
-		return nil, fmt.Errorf("imdb: no corpus cache at %s: %w", path, task.ErrNotPrepared)
+		return nil, fmt.Errorf("imdb: no corpus cache at %s (run `ddsmc prepare` on this config): %w", path, task.ErrNotPrepared)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("imdb: corpus cache: %w", err)

@@ -291,7 +291,7 @@ func (m *LR) Save(path string) error {
 func LoadLR(path string, v *Vocab, L int) (*LR, error) {
 	b, err := os.ReadFile(path)
 	if errors.Is(err, fs.ErrNotExist) {
-		return nil, fmt.Errorf("imdb: no reward classifier at %s: %w", path, task.ErrNotPrepared)
+		return nil, fmt.Errorf("imdb: no reward classifier at %s (run `ddsmc prepare` on this config): %w", path, task.ErrNotPrepared)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("imdb: reward classifier: %w", err)

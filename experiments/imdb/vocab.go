@@ -153,7 +153,7 @@ func (v *Vocab) Save(path string) error {
 func LoadVocab(path string) (*Vocab, error) {
 	b, err := os.ReadFile(path)
 	if errors.Is(err, fs.ErrNotExist) {
-		return nil, fmt.Errorf("imdb: no vocabulary at %s: %w", path, task.ErrNotPrepared)
+		return nil, fmt.Errorf("imdb: no vocabulary at %s (run `ddsmc prepare` on this config): %w", path, task.ErrNotPrepared)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("imdb: vocabulary: %w", err)
