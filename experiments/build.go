@@ -127,19 +127,20 @@ func workerClones(m *graph.Model, n int) ([]*graph.Model, []diffusion.Denoiser, 
 // product), the task's reward, the twist (with, for the gradient twist,
 // the Gorgonia look-ahead), the proposal and the resampler.
 func BuildSampler(cfg Config, m *graph.Model) (*smc.Sampler, smc.Target, error) {
-	s, tg, _, err := buildSampler(cfg, m)
+	s, tg, _, err := buildSampler(cfg, m, 1)
 	return s, tg, err
 }
 
-// buildSampler is BuildSampler that also returns the SHA-256 of every
-// further checkpoint it loaded (path → hash).
-func buildSampler(cfg Config, m *graph.Model) (*smc.Sampler, smc.Target, map[string]string, error) {
+// buildSampler is BuildSampler for runs batched runs at a time
+// (Sampler.RunMany) that also returns the SHA-256 of every further
+// checkpoint it loaded (path → hash).
+func buildSampler(cfg Config, m *graph.Model, runs int) (*smc.Sampler, smc.Target, map[string]string, error) {
 	models := map[string]string{}
-	s, tg, err := buildInto(cfg, m, models)
+	s, tg, err := buildInto(cfg, m, max(runs, 1), models)
 	return s, tg, models, err
 }
 
-func buildInto(cfg Config, m *graph.Model, shas map[string]string) (*smc.Sampler, smc.Target, error) {
+func buildInto(cfg Config, m *graph.Model, runs int, shas map[string]string) (*smc.Sampler, smc.Target, error) {
 	sc := cfg.SMC
 	tk := cfg.Task
 	k, grid, err := cfg.Kernel()
@@ -152,8 +153,9 @@ func buildInto(cfg Config, m *graph.Model, shas map[string]string) (*smc.Sampler
 	}
 	// Denoiser calls are padded to a fixed batch; with fewer particles than
 	// smc.batch the padding would be wasted work (the gradient look-ahead
-	// graph most of all), so the batch is capped at N.
-	batch := min(sc.Batch, sc.Particles)
+	// graph most of all), so the batch is capped at the particles of all
+	// the runs batched together (N, or R·N for RunMany).
+	batch := min(sc.Batch, runs*sc.Particles)
 	rev, err := smc.NewReverse(k, dens, batch)
 	if err != nil {
 		return nil, smc.Target{}, err
@@ -244,9 +246,19 @@ func buildInto(cfg Config, m *graph.Model, shas map[string]string) (*smc.Sampler
 	if sc.Final == "all" {
 		final = smc.FinalWeighted // weights are dropped when reporting
 	}
+	var clamp []int
+	if sc.Prompt != "" {
+		p, ok := tk.(task.Prompted)
+		if !ok {
+			return nil, smc.Target{}, fmt.Errorf("experiments: smc.prompt = %q: task %s takes no prompts", sc.Prompt, tk.Name())
+		}
+		if clamp, err = p.Clamp(sc.Prompt); err != nil {
+			return nil, smc.Target{}, fmt.Errorf("experiments: smc.prompt = %q: %w", sc.Prompt, err)
+		}
+	}
 	s, err := smc.New(target, smc.Config{
 		N: sc.Particles, Grid: grid, Lambda: sc.lambda(), Twist: twist, Proposal: prop,
-		Resampler: res, Trigger: sc.trigger(), Final: final, Workers: sc.Workers, RewardBatch: 1024,
+		Resampler: res, Trigger: sc.trigger(), Final: final, Workers: sc.Workers, RewardBatch: 1024, Clamp: clamp,
 	})
 	return s, target, err
 }

@@ -1,6 +1,8 @@
 package experiments
 
 import (
+	"io"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -101,7 +103,7 @@ func TestLoadMissingFileNamesIt(t *testing.T) {
 // naming it (a [reward] table means nothing to a GMM task).
 func TestTaskOptionsAndNames(t *testing.T) {
 	for _, c := range []struct{ toml, want string }{
-		{"[data]\nname = \"gmm7\"\n", "registered: gmm1, gmm2, imdb, mnist"},
+		{"[data]\nname = \"gmm7\"\n", "unknown task (registered: "},
 		{"[data]\nname = \"mnist\"\n[reward]\ntargte = 3\n", "unknown key reward.targte"},
 		{"[data]\nname = \"mnist\"\nsize = 14\nsise = 3\n", "unknown key data.sise"},
 		{"[data]\nname = \"gmm1\"\nsize = 14\n", "unknown key data.size"},
@@ -165,5 +167,27 @@ func TestAbsurdSizesAreErrors(t *testing.T) {
 		if _, err := Parse(n, b); err != nil {
 			t.Errorf("%s: %v", n, err)
 		}
+	}
+}
+
+// A prompt on a task that takes none is an error naming the task.
+func TestPromptNeedsAPromptedTask(t *testing.T) {
+	tmp := t.TempDir()
+	base := tinyBase(t, tmp)
+	b, _ := os.ReadFile(base)
+	cfg, err := Parse(base, b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := TrainDenoiser(cfg, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	m, _, err := loadDenoiser(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.SMC.Prompt, cfg.SMC.Particles = "x0=3", 8
+	if _, _, err := BuildSampler(cfg, m); err == nil || !strings.Contains(err.Error(), "task gmm1 takes no prompts") {
+		t.Fatalf("prompt on gmm1: %v", err)
 	}
 }

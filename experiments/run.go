@@ -92,6 +92,7 @@ type RunSpec struct {
 // are the denoiser's deterministic outputs.
 type SamplerCache struct {
 	point int
+	r     int // runs per batch it was built for
 	s     *smc.Sampler
 	shas  map[string]string // checkpoints the sampler loaded
 }
@@ -112,13 +113,98 @@ type Result struct {
 // samples.csv, trace.csv, trace.jsonl and record.json (last: its presence
 // marks the run done). The method "target" draws from the task's exact
 // target instead (task.Exact). cache may be nil.
-func (e *Env) RunPoint(r RunSpec, cache *SamplerCache) (res *Result, err error) {
-	if err := recoverDir(r.Dir); err != nil {
+func (e *Env) RunPoint(r RunSpec, cache *SamplerCache) (*Result, error) {
+	res, err := e.RunRepeats([]RunSpec{r}, cache)
+	if err != nil {
 		return nil, err
 	}
-	if err := replaceableRun(r.Dir); err != nil {
-		return nil, err
+	return res[0], nil
+}
+
+// RunRepeats performs runs of one point that differ only in seed, repeat
+// and directory (the repeats of a sweep point) as one batch: SMC runs go
+// through smc.Sampler.RunMany, R·N particles per network call, which gives
+// the same results as R separate runs with the same seeds; each run is then
+// recorded as RunPoint records it. cache may be nil.
+func (e *Env) RunRepeats(rs []RunSpec, cache *SamplerCache) ([]*Result, error) {
+	if len(rs) == 0 {
+		return nil, nil
 	}
+	for _, r := range rs {
+		if err := recoverDir(r.Dir); err != nil {
+			return nil, err
+		}
+		if err := replaceableRun(r.Dir); err != nil {
+			return nil, err
+		}
+	}
+	cfg := e.Cfg
+	cfg.SMC = rs[0].SMC
+	cfg.SMC.Seed, cfg.SMC.Dir = rs[0].Seed, rs[0].Dir
+	sc := cfg.SMC
+	tk := cfg.Task
+	info := RunInfo{Task: tk.Name(), Method: sc.Method, Target: sc.Target, N: sc.Particles, Alpha: sc.Alpha,
+		Workers: sc.Workers, BLAS: graph.BLAS(), Model: cfg.CheckpointPath()}
+	models := map[string]string{cfg.CheckpointPath(): e.ModelSHA}
+	sims := make([]*smc.Result, len(rs))
+	if sc.Method == "target" {
+		if _, ok := tk.(task.Exact); !ok {
+			return nil, fmt.Errorf("experiments: method \"target\" needs a task with an exact target; %s has none", tk.Name())
+		}
+	} else {
+		R := len(rs)
+		var s *smc.Sampler
+		var shas map[string]string
+		if cache != nil && cache.s != nil && cache.point == rs[0].Point && cache.r == R {
+			s, shas = cache.s, cache.shas
+		} else {
+			m, err := e.Model.Clone()
+			if err != nil {
+				return nil, err
+			}
+			// R·N particles per network call (up to smc.batch) for R runs.
+			if s, _, shas, err = buildSampler(cfg, m, R); err != nil {
+				return nil, err
+			}
+			if cache != nil {
+				cache.point, cache.r, cache.s, cache.shas = rs[0].Point, R, s, shas
+			}
+		}
+		for p, h := range shas {
+			models[p] = h
+		}
+		rngs := make([]*rand.Rand, R)
+		for i, r := range rs {
+			rngs[i] = rand.New(rand.NewPCG(r.Seed, 5))
+		}
+		var err error
+		if R == 1 {
+			sims[0], err = s.Run(rngs[0])
+		} else {
+			sims, err = s.RunMany(rngs)
+		}
+		if err != nil {
+			return nil, err
+		}
+		info.Steps = s.Steps()
+	}
+	out := make([]*Result, len(rs))
+	for i, r := range rs {
+		ri := info
+		ri.Models = models
+		res, err := e.record(r, sims[i], ri)
+		if err != nil {
+			return nil, fmt.Errorf("%w (run %s)", err, r.Dir)
+		}
+		out[i] = res
+	}
+	return out, nil
+}
+
+// record computes one run's metrics (the engine's, the outputs' rewards,
+// the task's) and writes its files, staged beside r.Dir and moved into
+// place together. sr is nil for draws from the task's exact target.
+func (e *Env) record(r RunSpec, sr *smc.Result, info RunInfo) (res *Result, err error) {
 	stage, err := stageDir(r.Dir)
 	if err != nil {
 		return nil, err
@@ -128,60 +214,27 @@ func (e *Env) RunPoint(r RunSpec, cache *SamplerCache) (res *Result, err error) 
 			os.RemoveAll(stage)
 		}
 	}()
-	cfg := e.Cfg
-	cfg.SMC = r.SMC
-	cfg.SMC.Seed, cfg.SMC.Dir = r.Seed, r.Dir
-	sc := cfg.SMC
-	tk := cfg.Task
+	sc := r.SMC
+	tk := e.Cfg.Task
 	L, _ := tk.Shape()
 	nan := math.NaN()
 	metrics := map[string]float64{"ess_min": nan, "ess_mean": nan, "resamples": nan, "log_z": nan, "wall_s": 0}
 	out := task.Outputs{L: L, Alpha: sc.Alpha, LogZ: nan, Dir: stage}
-	res = &Result{}
-	info := &RunInfo{Task: tk.Name(), Method: sc.Method, Target: sc.Target, N: sc.Particles, Alpha: sc.Alpha,
-		Workers: sc.Workers, BLAS: graph.BLAS(), Model: cfg.CheckpointPath(), Models: map[string]string{cfg.CheckpointPath(): e.ModelSHA}}
-	if sc.Method == "target" {
-		ex, ok := tk.(task.Exact)
-		if !ok {
-			return nil, fmt.Errorf("experiments: method \"target\" needs a task with an exact target; %s has none", tk.Name())
-		}
-		x, err := ex.SampleTarget(rand.New(rand.NewPCG(r.Seed, 6)), sc.Alpha, sc.Particles)
+	res = &Result{SMC: sr}
+	if sr == nil {
+		x, err := tk.(task.Exact).SampleTarget(rand.New(rand.NewPCG(r.Seed, 6)), sc.Alpha, sc.Particles)
 		if err != nil {
 			return nil, err
 		}
 		out.Samples = x
 	} else {
-		var s *smc.Sampler
-		var shas map[string]string
-		if cache != nil && cache.s != nil && cache.point == r.Point {
-			s, shas = cache.s, cache.shas
-		} else {
-			m, err := e.Model.Clone()
-			if err != nil {
-				return nil, err
-			}
-			if s, _, shas, err = buildSampler(cfg, m); err != nil {
-				return nil, err
-			}
-			if cache != nil {
-				cache.point, cache.s, cache.shas = r.Point, s, shas
-			}
-		}
-		for p, h := range shas {
-			info.Models[p] = h
-		}
-		sr, err := s.Run(rand.New(rand.NewPCG(r.Seed, 5)))
-		if err != nil {
-			return nil, err
-		}
-		res.SMC = sr
 		out.Samples, out.X, out.XLogW, out.LogZ = sr.Samples, sr.X, sr.LogW, sr.LogZ
 		if sc.Final == string(smc.FinalWeighted) {
 			out.LogW = sr.SampleLogW
 		}
 		metrics["ess_min"], metrics["ess_mean"] = sr.ESSMin, sr.ESSMean
 		metrics["resamples"], metrics["log_z"], metrics["wall_s"] = float64(sr.Resamples), sr.LogZ, sr.WallSeconds
-		info.Proposal, info.Twist, info.Resampler, info.Steps = sr.ProposalName, sr.TwistName, sr.ResamplerName, s.Steps()
+		info.Proposal, info.Twist, info.Resampler = sr.ProposalName, sr.TwistName, sr.ResamplerName
 	}
 	if err := e.outputMetrics(out, metrics); err != nil {
 		return nil, err
@@ -193,10 +246,10 @@ func (e *Env) RunPoint(r RunSpec, cache *SamplerCache) (res *Result, err error) 
 	for k, v := range tm {
 		metrics[k] = v
 	}
-	rec := Record{Point: r.Point, Repeat: r.Repeat, Seed: r.Seed, Setting: r.Settings, Metrics: metrics, Run: info}
+	rec := Record{Point: r.Point, Repeat: r.Repeat, Seed: r.Seed, Setting: r.Settings, Metrics: metrics, Run: &info}
 	var trace []smc.Info
-	if res.SMC != nil {
-		trace = res.SMC.Trace
+	if sr != nil {
+		trace = sr.Trace
 	}
 	if err := writeRun(stage, rec, out.Samples, L, trace); err != nil {
 		return nil, err

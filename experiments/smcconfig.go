@@ -51,7 +51,10 @@ type SMCConfig struct {
 	// "tilted" (the trained model p_θ) or "product" (smc.Product:
 	// p₁^a · p₂^b · q^(1−a−b) of the trained model p₁ and SecondModel p₂,
 	// with Exponents = [a, b]; classifier-free guidance is a = w, b = 1 − w).
-	Target      string    `toml:"target"`
+	Target string `toml:"target"`
+	// Prompt conditions the run on a prompt of the task (task.Prompted):
+	// its positions are clamped (smc.Config.Clamp). "" = none.
+	Prompt      string    `toml:"prompt"`
 	SecondModel string    `toml:"second_model"` // p₂'s checkpoint (product target)
 	Exponents   []float64 `toml:"exponents"`    // [a, b] (product target)
 }

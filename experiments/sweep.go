@@ -532,36 +532,79 @@ func (pl *sweepPlan) runOne(j job, workers int, cache *SamplerCache) (Record, er
 	return res.Record, nil
 }
 
-// runLocal performs jobs on workers goroutines, rewriting results.csv
-// after each finished run.
+// runGroup performs missing repeats of one point as one batch
+// (Env.RunRepeats: R·N particles per network call) and records them.
+func (pl *sweepPlan) runGroup(g []job, smcWorkers int, cache *SamplerCache) ([]Record, error) {
+	pt := pl.pts[g[0].p]
+	smcCfg := pt.SMC
+	smcCfg.Workers = smcWorkers
+	specs := make([]RunSpec, len(g))
+	for i, j := range g {
+		specs[i] = RunSpec{SMC: smcCfg, Seed: pl.sc.Seed + uint64(j.r), Dir: runDir(pl.dir, j.p, j.r), Point: j.p, Repeat: j.r, Settings: pt.Settings}
+	}
+	res, err := pl.env.RunRepeats(specs, cache)
+	if err != nil {
+		return nil, fmt.Errorf("experiments: point %d (%s), %d repeats: %w", g[0].p, describe(pt.Settings), len(g), err)
+	}
+	recs := make([]Record, len(res))
+	pl.mu.Lock()
+	for i, r := range res {
+		recs[i] = r.Record
+		pl.records[[2]int{g[i].p, g[i].r}] = r.Record
+	}
+	pl.mu.Unlock()
+	return recs, nil
+}
+
+// runLocal performs jobs on workers goroutines, a point's missing repeats
+// as one batch (Sampler.RunMany), rewriting results.csv after each batch.
 func (pl *sweepPlan) runLocal(todo []job, workers int, log io.Writer) error {
+	var groups [][]job
+	at := map[int]int{}
+	for _, j := range todo {
+		i, ok := at[j.p]
+		if !ok {
+			i = len(groups)
+			at[j.p] = i
+			groups = append(groups, nil)
+		}
+		groups[i] = append(groups[i], j)
+	}
+	// Points run in parallel; with fewer points than workers, each run
+	// uses the spare cores itself (results do not depend on smc.workers).
+	smcWorkers := 1
+	if len(groups) < workers {
+		smcWorkers = max(1, workers/max(len(groups), 1))
+	}
 	total := pl.total()
 	var mu sync.Mutex
 	done := total - len(todo)
 	first := done
 	start := time.Now()
-	errs := make(chan error, len(todo))
-	jobs := make(chan job)
+	errs := make(chan error, len(groups))
+	ch := make(chan []job)
 	var wg sync.WaitGroup
-	for range min(workers, max(len(todo), 1)) {
+	for range min(workers, max(len(groups), 1)) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			cache := NewSamplerCache()
-			for j := range jobs {
-				rec, err := pl.runOne(j, workers, cache)
+			for g := range ch {
+				recs, err := pl.runGroup(g, smcWorkers, cache)
 				if err != nil {
 					errs <- err
 					continue
 				}
 				mu.Lock()
-				done++
 				werr := pl.writeResults()
-				el := time.Since(start).Seconds()
-				eta := el / float64(done-first) * float64(total-done)
-				fmt.Fprintf(log, "[%d/%d] %-40s reward %.4f  ess_min %.3f  %.1fs  (elapsed %s, eta %s)\n", done, total,
-					describe(pl.pts[j.p].Settings)+fmt.Sprintf(" r%d", j.r), rec.Metrics["reward_mean"], rec.Metrics["ess_min"],
-					rec.Metrics["wall_s"], fmtDur(el), fmtDur(eta))
+				for i, rec := range recs {
+					done++
+					el := time.Since(start).Seconds()
+					eta := el / float64(done-first) * float64(total-done)
+					fmt.Fprintf(log, "[%d/%d] %-40s reward %.4f  ess_min %.3f  %.1fs  (elapsed %s, eta %s)\n", done, total,
+						describe(pl.pts[g[i].p].Settings)+fmt.Sprintf(" r%d", g[i].r), rec.Metrics["reward_mean"], rec.Metrics["ess_min"],
+						rec.Metrics["wall_s"], fmtDur(el), fmtDur(eta))
+				}
 				mu.Unlock()
 				if werr != nil {
 					errs <- werr
@@ -569,10 +612,10 @@ func (pl *sweepPlan) runLocal(todo []job, workers int, log io.Writer) error {
 			}
 		}()
 	}
-	for _, j := range todo {
-		jobs <- j
+	for _, g := range groups {
+		ch <- g
 	}
-	close(jobs)
+	close(ch)
 	wg.Wait()
 	close(errs)
 	var all []error

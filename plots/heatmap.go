@@ -55,10 +55,11 @@ func GridHeatmaps(path string, panels []Panel) error {
 	pal := moreland.SmoothBlueRed()
 	pal.SetMin(0)
 	pal.SetMax(hi)
+	const side = 4 * vg.Inch
 	row := make([]*plot.Plot, len(panels))
 	for i, p := range panels {
 		pl := plot.New()
-		pl.Title.Text = p.Title
+		pl.Title.Text = wrapText(pl.Title.TextStyle, p.Title, side-vg.Inch/2)
 		pl.X.Label.Text = "x0 bin"
 		pl.Y.Label.Text = "x1 bin"
 		h := plotter.NewHeatMap(grid{n, p.PMF}, pal.Palette(255))
@@ -66,7 +67,6 @@ func GridHeatmaps(path string, panels []Panel) error {
 		pl.Add(h)
 		row[i] = pl
 	}
-	const side = 4 * vg.Inch
 	img := vgimg.New(side*vg.Length(len(panels)), side)
 	dc := draw.New(img)
 	tiles := draw.Tiles{Rows: 1, Cols: len(panels), PadX: vg.Millimeter * 4, PadTop: vg.Millimeter * 2, PadBottom: vg.Millimeter * 2}

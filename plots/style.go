@@ -104,9 +104,40 @@ func wrapText(sty text.Style, s string, max vg.Length) string {
 			out = append(out, para)
 			continue
 		}
-		out = append(out, wrapPara(sty, strings.Fields(para), float64(max))...)
+		var words []string
+		for _, w := range strings.Fields(para) {
+			words = append(words, splitWide(sty, w, max)...)
+		}
+		out = append(out, wrapPara(sty, words, float64(max))...)
 	}
 	return strings.Join(out, "\n")
+}
+
+// splitWide cuts a word wider than max into pieces that fit, so that a long
+// unbroken label (a sweep point's settings, a path) wraps instead of
+// running past the figure's edges; it cuts after '=', ',', '_', '/' or '-'
+// where it can.
+func splitWide(sty text.Style, w string, max vg.Length) []string {
+	var out []string
+	r := []rune(w)
+	for len(r) > 0 && sty.Width(string(r)) > max {
+		cut, soft := 1, 0
+		for k := 1; k <= len(r) && sty.Width(string(r[:k])) <= max; k++ {
+			cut = k
+			if strings.ContainsRune("=,_/-", r[k-1]) {
+				soft = k
+			}
+		}
+		if soft > cut/2 {
+			cut = soft
+		}
+		out = append(out, string(r[:cut]))
+		r = r[cut:]
+	}
+	if len(r) > 0 {
+		out = append(out, string(r))
+	}
+	return out
 }
 
 // wrapPara splits words into lines by dynamic programming over the break

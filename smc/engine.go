@@ -56,6 +56,14 @@ type Config struct {
 	Workers int
 	// RewardBatch is the number of sequences per Reward call (0 = 256).
 	RewardBatch int
+	// Clamp, if set (length L), fixes positions to tokens: Clamp[l] ≥ 0 is
+	// the token of position l, −1 leaves it free. A prompt prefix or any
+	// infilling pattern. Clamped positions start unmasked and, since every
+	// kernel carries unmasked tokens over (SUBS), are never proposed, and
+	// weights and resampling treat them like the rest: the target is the
+	// conditional π(x0 | clamp) ∝ p(x0 | x_T = clamp)·exp(r(x0)/α), which
+	// ExactTargetFrom enumerates. It needs η = 0 (ReMDM would remask them).
+	Clamp []int
 }
 
 // Sampler runs SMC for one target and configuration. It is not safe for
@@ -109,6 +117,9 @@ func New(target Target, cfg Config) (*Sampler, error) {
 	L, V := target.Base.Shape()
 	if L < 1 || V < 1 {
 		return nil, fmt.Errorf("smc: base shape L=%d V=%d invalid", L, V)
+	}
+	if err := checkClamp(cfg.Clamp, target.Base, L, V); err != nil {
+		return nil, err
 	}
 	if g, ok := cfg.Twist.(GradLookAhead); ok {
 		if err := g.check(L, V); err != nil {
@@ -212,6 +223,9 @@ func (s *Sampler) newState() *State {
 	}
 	for i := range st.X {
 		st.X[i] = V
+		if c := s.cfg.Clamp; c != nil && c[i%L] >= 0 {
+			st.X[i] = c[i%L]
+		}
 	}
 	for i := range st.Origin {
 		st.Origin[i] = i
@@ -500,4 +514,23 @@ func gatherInts(a []int, anc []int, w int) []int {
 		copy(out[j*w:(j+1)*w], a[p*w:(p+1)*w])
 	}
 	return out
+}
+
+// checkClamp validates a clamp pattern against the base.
+func checkClamp(c []int, b Base, L, V int) error {
+	if c == nil {
+		return nil
+	}
+	if len(c) != L {
+		return fmt.Errorf("smc: clamp has %d positions, the sequences %d", len(c), L)
+	}
+	for l, v := range c {
+		if v < -1 || v >= V {
+			return fmt.Errorf("smc: clamp position %d = %d: want a token in [0, %d) or -1 (free)", l, v, V)
+		}
+	}
+	if kb, ok := b.(KernelBase); ok && kb.Kernel().Eta > 0 {
+		return fmt.Errorf("smc: clamping needs eta = 0: ReMDM remasking (eta = %v) would remask the clamped positions", kb.Kernel().Eta)
+	}
+	return nil
 }

@@ -31,6 +31,14 @@ type Exact struct {
 // and of the synthetic experiments (L = 2). It is an error if (V+1)^L
 // exceeds 2^20 or mass is left on masked states at t = 0.
 func ExactTarget(tg Target, grid diffusion.Grid, workers int) (*Exact, error) {
+	return ExactTargetFrom(tg, grid, nil, workers)
+}
+
+// ExactTargetFrom is ExactTarget starting from the state clamp instead of
+// the all-mask state (clamp as in Config.Clamp: a token, or −1 for a
+// masked position; nil is all-mask): the exact conditional target
+// π(x0 | clamp) of a run with that Config.Clamp.
+func ExactTargetFrom(tg Target, grid diffusion.Grid, clamp []int, workers int) (*Exact, error) {
 	if err := tg.Validate(); err != nil {
 		return nil, err
 	}
@@ -50,8 +58,21 @@ func ExactTarget(tg Target, grid diffusion.Grid, workers int) (*Exact, error) {
 		S *= M
 	}
 	W := tg.Base.Width()
+	if err := checkClamp(clamp, tg.Base, L, V); err != nil {
+		return nil, err
+	}
 	cur := make([]float64, S)
-	cur[S-1] = 1 // all MASK
+	start := S - 1 // all MASK
+	if clamp != nil {
+		start = 0
+		for _, c := range clamp {
+			if c < 0 {
+				c = V
+			}
+			start = start*M + c
+		}
+	}
+	cur[start] = 1
 	tok := make([]int, L)
 	k := make([]float64, L*M)
 	T := grid.Steps()

@@ -27,9 +27,9 @@ func TestCommandLine(t *testing.T) {
 	}{
 		{nil, 2, "", "Usage:"},
 		{[]string{"frobnicate"}, 2, "", `unknown command "frobnicate"`},
-		{[]string{"tasks"}, 0, "gmm1\ngmm2\nimdb\nmnist\n", ""},
+		{[]string{"tasks"}, 0, "gmm1\ngmm2\n", ""},
 		{[]string{"smc"}, 2, "", "exactly one config argument"},
-		{[]string{"smc", bad}, 1, "", "registered: gmm1, gmm2, imdb, mnist"},
+		{[]string{"smc", bad}, 1, "", "gmm1, gmm2"},
 		{[]string{"smc", gmmReward}, 1, "", "unknown key reward, reward.target"},
 		{[]string{"prepare", "gmm1"}, 0, "task gmm1 needs no preparation", ""},
 		{[]string{"demo", "extra"}, 2, "", "takes no arguments"},

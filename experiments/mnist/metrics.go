@@ -12,6 +12,7 @@ import (
 
 	"github.com/ddsmc/ddsmc/internal/atomicfile"
 	"github.com/ddsmc/ddsmc/objectives"
+	"github.com/ddsmc/ddsmc/smc"
 )
 
 // imageEval computes the image-task metrics of issue 6 / paper §6(a2) for a
@@ -21,6 +22,11 @@ import (
 type imageEval struct {
 	target    int
 	main, val *objectives.Classifier
+	// ref holds the held-out classifier's features of the held-out images
+	// of the target class (refN rows of dim), for the FID analogue; nil
+	// when the evaluator was built without data.
+	ref        []float64
+	refN, refD int
 }
 
 // MetricNames lists the metrics imageEval.metrics returns, in order:
@@ -29,8 +35,11 @@ type imageEval struct {
 // classifier), diversity (effective rank of the held-out embeddings),
 // success_any and success_all (1 if at least one / every output is correct
 // under the main classifier; their means over runs are success@1 and
-// success@all).
-var MetricNames = []string{"reward_val", "acc", "acc_val", "diversity", "success_any", "success_all"}
+// success@all), fid (the Fréchet distance between the held-out
+// classifier's features of the outputs and of the held-out images of the
+// target class; NaN below two outputs) and is (the inception score with
+// the held-out classifier).
+var MetricNames = []string{"reward_val", "acc", "acc_val", "diversity", "success_any", "success_all", "fid", "is"}
 
 // metrics evaluates n = len(samples)/L images and returns the metrics and
 // each image's reward under the main and the held-out classifier. With logw
@@ -91,6 +100,27 @@ func (e *imageEval) metrics(samples []int, L int, logw []float64) (m map[string]
 		return nil, nil, nil, err
 	}
 	if m["diversity"], err = EffectiveRank(f, n, dim); err != nil {
+		return nil, nil, nil, err
+	}
+	m["fid"], m["is"] = math.NaN(), math.NaN()
+	if e.ref != nil && n >= 2 && dim == e.refD {
+		if m["fid"], err = FrechetDistance(f, n, e.ref, e.refN, dim); err != nil {
+			return nil, nil, nil, err
+		}
+	}
+	C := e.val.Cfg.Classes
+	z := make([]float64, n*C)
+	if err := e.val.Logits(samples, z); err != nil {
+		return nil, nil, nil, err
+	}
+	for i := range n {
+		row := z[i*C : (i+1)*C]
+		lse := smc.LogSumExp(row)
+		for c := range row {
+			row[c] = math.Exp(row[c] - lse)
+		}
+	}
+	if m["is"], err = InceptionScore(z, n, C); err != nil {
 		return nil, nil, nil, err
 	}
 	return m, rm, rv, nil

@@ -234,6 +234,8 @@ func (t *Task) Metrics() []task.Metric {
 		{Key: "diversity", Label: "diversity (effective rank of held-out embeddings)", Plot: true, Summary: true},
 		{Key: "success_any", Label: "success@1 (≥ 1 correct output)", Plot: true, Summary: true},
 		{Key: "success_all", Label: "success@all (every output correct)", Plot: true, Summary: true},
+		{Key: "fid", Label: "FID analogue to held-out images of the target (held-out classifier features)", Plot: true},
+		{Key: "is", Label: "IS analogue (held-out classifier)", Plot: true},
 	}
 }
 
@@ -252,7 +254,28 @@ func (t *Task) Evaluator(task.Model) (task.Evaluator, error) {
 	if tg >= main.Cfg.Classes || tg >= val.Cfg.Classes {
 		return nil, fmt.Errorf("mnist: reward.target = %d is not a class of the classifiers", tg)
 	}
-	return &imageEval{target: tg, main: main, val: val}, nil
+	ev := &imageEval{target: tg, main: main, val: val}
+	// The FID analogue's reference: the held-out split's images of the
+	// target class (skipped when the data cannot be read).
+	if data, err := t.Data("val"); err == nil {
+		if labels, err := t.Labels("val"); err == nil {
+			L, _ := t.Shape()
+			var x []int
+			for i, y := range labels {
+				if y == tg {
+					x = append(x, data.Row(i)...)
+				}
+			}
+			if len(x) >= 2*L {
+				f, dim, err := val.Features(x)
+				if err != nil {
+					return nil, err
+				}
+				ev.ref, ev.refN, ev.refD = f, len(x)/L, dim
+			}
+		}
+	}
+	return ev, nil
 }
 
 // Evaluate scores one run's outputs.

@@ -172,6 +172,15 @@ type SampleRun struct {
 	Step    string // training step of the checkpoint
 }
 
+// Prompted is the capability of tasks whose runs can be conditioned on a
+// prompt: Clamp turns the config's [smc] prompt into a clamp pattern (a
+// token per position, −1 for free positions; smc.Config.Clamp), e.g. a
+// tokenised text prefix. A prompt it cannot express (too long, a word
+// outside the vocabulary) is an error naming the problem.
+type Prompted interface {
+	Clamp(prompt string) ([]int, error)
+}
+
 // Entropic is the capability of tasks whose data entropy is known exactly
 // (nats per token): a floor for any model's negative log-likelihood,
 // reported beside the held-out −ELBO.
