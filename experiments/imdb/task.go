@@ -12,7 +12,8 @@
 //	vocab_size = 4000     # K most frequent train-split tokens (+ UNK)
 //	window = 32           # L, tokens per window
 //	dir = ""              # artefacts (default runs/imdb_k<K>)
-//	prompts = []          # prompts to clamp (text, tokenised like the data)
+//	prompts = []          # the prompts of the experiment, checked against the vocabulary
+//	                      # (a run is conditioned on one with [smc] prompt = "…")
 //	allow_unk = false     # let a prompt word outside the vocabulary become UNK
 //	[reward]
 //	classifier = ""       # default <dir>/reward_lr_l<L>.txt
@@ -66,8 +67,8 @@ const (
 	DefaultValSize   = 2000
 )
 
-// Task is the IMDB language task, with the task.Labelled, task.Preparer
-// and task.SampleReporter capabilities.
+// Task is the IMDB language task, with the task.Labelled, task.Preparer,
+// task.SampleReporter and task.Prompted capabilities.
 type Task struct {
 	spec task.Spec
 	o    Options
@@ -83,6 +84,7 @@ var (
 	_ task.Labelled       = (*Task)(nil)
 	_ task.Preparer       = (*Task)(nil)
 	_ task.SampleReporter = (*Task)(nil)
+	_ task.Prompted       = (*Task)(nil)
 )
 
 func open(spec *task.Spec, dec task.Decoder) (task.Task, error) {
@@ -204,6 +206,27 @@ func (t *Task) Prompts() ([][]int, error) {
 		return nil, err
 	}
 	return EncodePrompts(v, t.o.Data.Prompts, t.o.Data.Window, t.o.Data.AllowUNK)
+}
+
+// Clamp implements task.Prompted: the prompt's tokens fix the first
+// positions of the window and the rest are free (−1). A prompt longer
+// than L, or with a word outside the vocabulary (unless data.allow_unk),
+// is an error naming it.
+func (t *Task) Clamp(prompt string) ([]int, error) {
+	v, err := t.Vocab()
+	if err != nil {
+		return nil, err
+	}
+	ids, err := EncodePrompts(v, []string{prompt}, t.o.Data.Window, t.o.Data.AllowUNK)
+	if err != nil {
+		return nil, err
+	}
+	pattern := make([]int, t.o.Data.Window)
+	for i := range pattern {
+		pattern[i] = -1
+	}
+	copy(pattern, ids[0])
+	return pattern, nil
 }
 
 // EncodePrompts tokenises prompts and maps them to ids: each must have

@@ -85,6 +85,19 @@ func TestPromptsNameTheUnknownWord(t *testing.T) {
 	if _, err := openTask(t, "[data]\nvocab_size = 8\ndir = '"+dir+"'\nprompts = ['the zebra']\n"); err == nil || !strings.Contains(err.Error(), `"zebra"`) {
 		t.Errorf("open with an unknown prompt word: %v", err)
 	}
+	tk, err := openTask(t, "[data]\nvocab_size = 8\nwindow = 4\ndir = '"+dir+"'\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := tk.Clamp("A good film"); err != nil || len(got) != 4 || got[0] != v.ID("a") || got[2] != v.ID("film") || got[3] != -1 {
+		t.Errorf("Clamp: %v, %v", got, err)
+	}
+	if _, err := tk.Clamp("the zebra"); err == nil || !strings.Contains(err.Error(), `"zebra"`) {
+		t.Errorf("Clamp of an unknown word: %v", err)
+	}
+	if _, err := tk.Clamp("a good film . really"); err == nil || !strings.Contains(err.Error(), "5 tokens, want 1..4") {
+		t.Errorf("Clamp of a prompt longer than L: %v", err)
+	}
 	if _, err := openTask(t, "[data]\nvocab_size = 9\ndir = '"+dir+"'\nprompts = ['the']\n"); err == nil || !strings.Contains(err.Error(), "has 8 words, but data.vocab_size = 9") {
 		t.Errorf("vocabulary of another size: %v", err)
 	}
