@@ -36,6 +36,7 @@ import (
 
 	// The domains: each registers its tasks.
 	_ "github.com/ddsmc/ddsmc/experiments/gmm"   // gmm1, gmm2
+	_ "github.com/ddsmc/ddsmc/experiments/imdb"  // imdb
 	_ "github.com/ddsmc/ddsmc/experiments/mnist" // mnist
 )
 
