@@ -6,6 +6,7 @@
 #   bench/duel.sh [rounds] [workers]     e.g. bench/duel.sh 3 "1,2"
 #   OPENBLAS=1 bench/duel.sh            ddsmc built with -tags openblas
 #   SHAPES="gmm mnist" PROPS="reverse grad" bench/duel.sh
+#   DDSMC_BIN=/path/to/ddsmc bench/duel.sh  use a prebuilt binary
 #
 # The peer runs one thread (torch.set_num_threads(1), OPENBLAS_NUM_THREADS=1).
 # Debian's torch takes its BLAS from the libblas.so.3 alternative: with
@@ -19,8 +20,11 @@ SHAPES=${SHAPES:-gmm mnist}
 PROPS=${PROPS:-reverse grad}
 PEER=${PEER:-../shared/peer/torch_smc.py}
 OUT=${OUT:-$(mktemp -d)}
-BIN=$OUT/ddsmc
-if [ "${OPENBLAS:-0}" = 1 ]; then
+mkdir -p "$OUT"
+BIN=${DDSMC_BIN:-$OUT/ddsmc}
+if [ -n "${DDSMC_BIN:-}" ]; then
+  : # a prebuilt binary (e.g. an older commit, for before/after tables)
+elif [ "${OPENBLAS:-0}" = 1 ]; then
   CGO_ENABLED=1 CGO_LDFLAGS=-lopenblas go build -tags openblas -o "$BIN" ./cmd/ddsmc
 else
   CGO_ENABLED=0 go build -o "$BIN" ./cmd/ddsmc

@@ -1,8 +1,10 @@
 package graph
 
 import (
+	"errors"
 	"fmt"
 	"math"
+	"sync"
 
 	G "gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
@@ -10,249 +12,314 @@ import (
 	"github.com/ddsmc/ddsmc/layers"
 )
 
-// Config describes a denoiser architecture. L and V come from the data set,
-// not from the user's config file.
-type Config struct {
-	Arch     string `toml:"arch" json:"arch"`             // "mlp" or "transformer"
-	L        int    `toml:"-" json:"length"`              // sequence length
-	V        int    `toml:"-" json:"vocab"`               // vocabulary size, excluding MASK
-	Embed    int    `toml:"embed" json:"embed"`           // token embedding width d
-	Hidden   int    `toml:"hidden" json:"hidden"`         // MLP hidden width, or transformer FFN width
-	Layers   int    `toml:"layers" json:"layers"`         // MLP hidden layers, or transformer blocks
-	Heads    int    `toml:"heads" json:"heads"`           // attention heads (transformer only)
-	TimeDim  int    `toml:"time_dim" json:"time_dim"`     // sinusoidal time features; 0 = no time input
-	Act      string `toml:"activation" json:"activation"` // "relu", "gelu" or "silu"
-	DType    string `toml:"dtype" json:"dtype"`           // "float32" (default) or "float64"
-	InitSeed uint64 `toml:"init_seed" json:"init_seed"`   // seed of the deterministic initialisation
+// Model is a denoiser: its configuration, its master parameters and a cache
+// of compiled programs, one per batch size, each built once and re-run with
+// new inputs. It implements diffusion.Denoiser. A Model's methods are safe
+// for concurrent use but serialise on a mutex; use Clone for parallel
+// workers.
+type Model struct {
+	Cfg   Config
+	Store *layers.Store
 
-	// LoRARank > 0 adds a low-rank adapter (layers.LoRAConfig) of this rank
-	// to every Linear layer of the denoiser (MLP layers, time embedding,
-	// attention projections, FFN and head; not the one-hot input projection,
-	// the LayerNorms or the positional embedding). 0 (the default) = off.
-	// Fresh adapters leave the function unchanged; see Model.LoadBase and
-	// Model.Trainable for fine-tuning only the adapters.
-	LoRARank int `toml:"lora_rank" json:"lora_rank,omitempty"`
-	// LoRAAlpha is the adapter scale numerator: the adapter term is
-	// (LoRAAlpha/LoRARank)·(x·A)·B. 0 means LoRAAlpha = LoRARank (scale 1).
-	// Must be finite and ≥ 0. Both fields are omitted from the JSON when 0,
-	// so configs without adapters serialise exactly as before.
-	LoRAAlpha float64 `toml:"lora_alpha" json:"lora_alpha,omitempty"`
+	mu   sync.Mutex
+	fwd  map[int]*compiled
+	grad map[int]*compiled
 }
 
-// DefaultConfig returns the paper's GMM MLP (§6(a1): embedding 64, hidden
-// 64, 2 hidden layers, no time input) for sequences of length L over V.
-func DefaultConfig(L, V int) Config {
-	return Config{Arch: "mlp", L: L, V: V, Embed: 64, Hidden: 64, Layers: 2, Act: "relu", DType: "float32", InitSeed: 1}
+// compiled is one pruned program for a fixed batch size.
+type compiled struct {
+	net *Net
+	in  *Inputs
+	cot *tensor.Dense // cotangent of the logits (gradient programs only)
+	lv  G.Value       // logits captured by a read op (gradient programs only)
+	dxv G.Value       // dx captured by a read op (gradient programs only)
+	dx  *G.Node       // d(Σ logits ⊙ cot)/dx (gradient programs only)
+	m   G.VM
 }
 
-// Validate reports the first out-of-range field, naming it.
-func (c Config) Validate() error {
-	switch {
-	case c.Arch != "mlp" && c.Arch != "transformer":
-		return fmt.Errorf("graph: model.arch = %q: want \"mlp\" or \"transformer\"", c.Arch)
-	case c.L <= 0 || c.V <= 0:
-		return fmt.Errorf("graph: model shape L=%d V=%d: both must be positive", c.L, c.V)
-	case c.Embed <= 0:
-		return fmt.Errorf("graph: model.embed = %d: must be positive", c.Embed)
-	case c.Hidden <= 0:
-		return fmt.Errorf("graph: model.hidden = %d: must be positive", c.Hidden)
-	case c.Layers <= 0:
-		return fmt.Errorf("graph: model.layers = %d: must be positive", c.Layers)
-	case c.TimeDim < 0 || c.TimeDim%2 != 0:
-		return fmt.Errorf("graph: model.time_dim = %d: must be 0 or a positive even number", c.TimeDim)
-	case c.Arch == "transformer" && (c.Heads <= 0 || c.Embed%c.Heads != 0):
-		return fmt.Errorf("graph: model.heads = %d: must be positive and divide model.embed = %d", c.Heads, c.Embed)
-	case c.DType != "float32" && c.DType != "float64":
-		return fmt.Errorf("graph: model.dtype = %q: want \"float32\" or \"float64\"", c.DType)
-	case c.LoRARank < 0:
-		return fmt.Errorf("graph: model.lora_rank = %d: must be ≥ 0 (0 = no adapters)", c.LoRARank)
-	case math.IsNaN(c.LoRAAlpha) || math.IsInf(c.LoRAAlpha, 0) || c.LoRAAlpha < 0:
-		return fmt.Errorf("graph: model.lora_alpha = %v: must be finite and ≥ 0 (0 = lora_rank, i.e. scale 1)", c.LoRAAlpha)
-	}
-	switch layers.Activation(c.Act) {
-	case layers.ReLU, layers.GeLU, layers.SiLU:
-	default:
-		return fmt.Errorf("graph: model.activation = %q: want relu, gelu or silu", c.Act)
-	}
-	return nil
-}
-
-// LoRA returns the adapter configuration Build installs in its context.
-func (c Config) LoRA() layers.LoRAConfig {
-	return layers.LoRAConfig{Rank: c.LoRARank, Alpha: c.LoRAAlpha}
-}
-
-func (c Config) dtype() tensor.Dtype { return layers.DTypeOf(c.DType) }
-
-// Net is one denoiser instance in a graph, for a fixed batch size B.
-type Net struct {
-	B      int
-	X      *G.Node // one-hot or soft one-hot x_t, [B, L, V+1]; index V is MASK
-	TF     *G.Node // time features, [B, TimeDim]; nil without time input
-	Logits *G.Node // x0-logits, [B, L, V]
-	Flat   *G.Node // the same logits as a matrix, [B·L, V]
-}
-
-// Build adds the denoiser for batch size B to c's graph, creating the
-// model's parameters in c.Store on first use. While it builds, c.LoRA is
-// set from cfg (cfg.LoRA()), so the denoiser's Linear layers get adapters
-// iff cfg.LoRARank > 0; c.LoRA is restored on return, so whatever the
-// caller adds to c afterwards (losses, reward heads) gets none.
-func Build(cfg Config, c *layers.Ctx, B int) (net *Net, err error) {
+// New returns a model with deterministically initialised parameters.
+func New(cfg Config) (*Model, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	if B <= 0 {
-		return nil, fmt.Errorf("graph: batch size %d must be positive", B)
-	}
-	defer func(saved layers.LoRAConfig) { c.LoRA = saved }(c.LoRA)
-	c.LoRA = cfg.LoRA()
-	defer func() {
-		if r := recover(); r != nil {
-			err = fmt.Errorf("graph: building %s denoiser: %v", cfg.Arch, r)
-		}
-	}()
-	L, V, D := cfg.L, cfg.V, cfg.Embed
-	act := layers.Activation(cfg.Act)
-	net = &Net{B: B, X: c.Input("x_t", B, L, V+1)}
-	var temb *G.Node
-	if cfg.TimeDim > 0 {
-		net.TF = c.Input("t_features", B, cfg.TimeDim)
-		if temb, err = layers.TimeEmbedding(c, "time", net.TF, D); err != nil {
-			return nil, err
-		}
-	}
-	h, err := layers.InputProjection(c, "embed", G.Must(G.Reshape(net.X, tensor.Shape{B * L, V + 1})), D)
+	s, err := layers.NewStore(cfg.dtype(), cfg.InitSeed)
 	if err != nil {
 		return nil, err
 	}
-	switch cfg.Arch {
-	case "mlp":
-		h = G.Must(G.Reshape(h, tensor.Shape{B, L * D}))
-		if temb != nil {
-			if h, err = layers.ConcatCols(h, temb); err != nil {
-				return nil, err
-			}
-		}
-		widths := make([]int, 0, cfg.Layers+1)
-		for i := 0; i < cfg.Layers; i++ {
-			widths = append(widths, cfg.Hidden)
-		}
-		if h, err = layers.MLP(c, "mlp", h, append(widths, L*V), act); err != nil {
-			return nil, err
-		}
-		net.Flat = G.Must(G.Reshape(h, tensor.Shape{B * L, V}))
-	case "transformer":
-		if h, err = layers.AddPositional(c, "pos", h, B, L); err != nil {
-			return nil, err
-		}
-		if temb != nil {
-			if h, err = layers.AddPerSequence(h, temb, B, L); err != nil {
-				return nil, err
-			}
-		}
-		for i := 0; i < cfg.Layers; i++ {
-			if h, err = layers.TransformerBlock(c, fmt.Sprintf("block%d", i), h, B, L, cfg.Heads, cfg.Hidden, act); err != nil {
-				return nil, err
-			}
-		}
-		if h, err = layers.LayerNorm(c, "lnf", h); err != nil {
-			return nil, err
-		}
-		if net.Flat, err = layers.Linear(c, "head", h, V, true); err != nil {
+	m := &Model{Cfg: cfg, Store: s, fwd: map[int]*compiled{}, grad: map[int]*compiled{}}
+	// Building once creates every parameter in the store.
+	unlock := LockBuild()
+	_, err = Build(cfg, layers.NewCtx(s, false), 1)
+	unlock()
+	if err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+// Clone returns a model sharing nothing mutable with m: its own copy of the
+// parameters and its own compiled programs.
+func (m *Model) Clone() (*Model, error) {
+	c, err := New(m.Cfg)
+	if err != nil {
+		return nil, err
+	}
+	for _, n := range m.Store.Names() {
+		if err := layers.SetFloat64s(c.Store.Get(n), layers.Float64s(m.Store.Get(n), nil)); err != nil {
 			return nil, err
 		}
 	}
-	net.Logits = G.Must(G.Reshape(net.Flat, tensor.Shape{B, L, V}))
-	return net, nil
+	return c, nil
 }
 
-// Inputs holds preallocated input tensors for one Net and fills them.
-type Inputs struct {
-	cfg Config
-	X   *tensor.Dense
-	TF  *tensor.Dense
-	tf  []float64
+// View returns a model sharing m's parameters (the same Store: later
+// updates of m's weights are seen) with its own compiled programs and
+// lock, so that parallel SMC workers can evaluate one set of weights
+// concurrently without copying it (each program has its own tensor
+// headers over the shared data, which Gorgonia needs for concurrent use).
+// Do not train m while views of it run.
+func (m *Model) View() *Model {
+	return &Model{Cfg: m.Cfg, Store: m.Store, fwd: map[int]*compiled{}, grad: map[int]*compiled{}}
 }
 
-// NewInputs allocates the input tensors of a batch of B sequences.
-func NewInputs(cfg Config, B int) *Inputs {
-	in := &Inputs{cfg: cfg}
-	in.X = layers.NewDense(cfg.dtype(), []int{B, cfg.L, cfg.V + 1}, make([]float64, B*cfg.L*(cfg.V+1)))
-	if cfg.TimeDim > 0 {
-		in.tf = make([]float64, B*cfg.TimeDim)
-		in.TF = layers.NewDense(cfg.dtype(), []int{B, cfg.TimeDim}, in.tf)
+// LoadBase copies every parameter of base into m by name, for fine-tuning
+// a LoRA model (m.Cfg.LoRARank > 0) from a trained base model with the same
+// architecture: afterwards m computes exactly base's function, since m's
+// adapters that base lacks keep their initialisation (lora_B = 0). Values
+// are converted if the dtypes differ (then the match is only up to
+// rounding). It is an error, with nothing copied, when a non-adapter
+// parameter of m is missing from base, when base has a parameter m lacks
+// (e.g. adapters of a LoRA base loaded into a plain model), when shapes
+// differ, or when both models have adapters with different scales
+// (LoRAAlpha/LoRARank). Every problem is reported, one per line. m's
+// compiled programs share the parameter tensors, so they see the new
+// values without Invalidate.
+func (m *Model) LoadBase(base *Model) error {
+	if base == nil {
+		return fmt.Errorf("graph: LoadBase: base model is nil")
 	}
-	return in
-}
-
-// SetTokens writes the one-hot encoding of xt (length B·L, values 0..V with
-// V = MASK) and the time features of t (length B).
-func (in *Inputs) SetTokens(xt []int, t []float64) error {
-	L, V := in.cfg.L, in.cfg.V
-	B := in.X.Shape()[0]
-	if len(xt) != B*L {
-		return fmt.Errorf("graph: x_t has %d tokens, want B·L = %d·%d", len(xt), B, L)
+	if base == m {
+		return fmt.Errorf("graph: LoadBase: base is the model itself")
 	}
-	for i, v := range xt {
-		if v < 0 || v > V {
-			return fmt.Errorf("graph: token %d at position %d out of range [0, %d] (%d is MASK)", v, i, V, V)
+	if base.Cfg.LoRARank > 0 && m.Cfg.LoRARank > 0 && base.Cfg.LoRA().Scale() != m.Cfg.LoRA().Scale() {
+		return fmt.Errorf("graph: LoadBase: base adapter scale %v (lora_alpha %v, lora_rank %d) differs from the model's %v (lora_alpha %v, lora_rank %d)",
+			base.Cfg.LoRA().Scale(), base.Cfg.LoRAAlpha, base.Cfg.LoRARank, m.Cfg.LoRA().Scale(), m.Cfg.LoRAAlpha, m.Cfg.LoRARank)
+	}
+	var errs []error
+	for _, n := range m.Store.Names() {
+		bt, mt := base.Store.Get(n), m.Store.Get(n)
+		switch {
+		case bt == nil && !layers.IsLoRA(n):
+			errs = append(errs, fmt.Errorf("graph: LoadBase: base model lacks parameter %q (shape %v)", n, []int(mt.Shape())))
+		case bt != nil && !bt.Shape().Eq(mt.Shape()):
+			errs = append(errs, fmt.Errorf("graph: LoadBase: parameter %q has shape %v in the base model, %v in the model", n, []int(bt.Shape()), []int(mt.Shape())))
 		}
 	}
-	switch d := in.X.Data().(type) {
-	case []float32:
-		clear(d)
-		for i, v := range xt {
-			d[i*(V+1)+v] = 1
-		}
-	case []float64:
-		clear(d)
-		for i, v := range xt {
-			d[i*(V+1)+v] = 1
+	for _, n := range base.Store.Names() {
+		if m.Store.Get(n) == nil {
+			errs = append(errs, fmt.Errorf("graph: LoadBase: base parameter %q (shape %v) has no counterpart in the model", n, []int(base.Store.Get(n).Shape())))
 		}
 	}
-	return in.setTime(t)
-}
-
-// SetSoft writes a soft one-hot x (length B·L·(V+1)) and the time features.
-func (in *Inputs) SetSoft(x []float64, t []float64) error {
-	if n := in.X.Shape().TotalSize(); len(x) != n {
-		return fmt.Errorf("graph: soft x_t has %d values, want B·L·(V+1) = %d", len(x), n)
-	}
-	if err := layers.SetFloat64s(in.X, x); err != nil {
+	if err := errors.Join(errs...); err != nil {
 		return err
 	}
-	return in.setTime(t)
-}
-
-func (in *Inputs) setTime(t []float64) error {
-	B := in.X.Shape()[0]
-	if len(t) != B {
-		return fmt.Errorf("graph: %d times for a batch of %d", len(t), B)
-	}
-	for b, v := range t {
-		if !(v >= 0 && v <= 1) {
-			return fmt.Errorf("graph: time t[%d] = %v outside [0, 1]", b, v)
-		}
-	}
-	if in.TF == nil {
-		return nil
-	}
-	if err := layers.TimeFeatures(t, in.cfg.TimeDim, in.tf); err != nil {
-		return err
-	}
-	return layers.SetFloat64s(in.TF, in.tf)
-}
-
-// Bind lets the net's input nodes hold the tensors.
-func (in *Inputs) Bind(n *Net) error {
-	if err := G.Let(n.X, in.X); err != nil {
-		return fmt.Errorf("graph: bind x_t: %w", err)
-	}
-	if n.TF != nil {
-		if err := G.Let(n.TF, in.TF); err != nil {
-			return fmt.Errorf("graph: bind time: %w", err)
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, n := range base.Store.Names() {
+		if err := layers.SetFloat64s(m.Store.Get(n), layers.Float64s(base.Store.Get(n), nil)); err != nil {
+			return fmt.Errorf("graph: LoadBase: parameter %q: %w", n, err)
 		}
 	}
 	return nil
 }
+
+// Trainable returns the parameter filter for fine-tuning m: layers.IsLoRA
+// (adapters only) when m has adapters (Cfg.LoRARank > 0), otherwise a
+// function accepting every parameter. It suits
+// objectives.LogVarConfig.Trainable.
+func (m *Model) Trainable() func(name string) bool {
+	if m.Cfg.LoRARank > 0 {
+		return layers.IsLoRA
+	}
+	return func(string) bool { return true }
+}
+
+// Shape returns the sequence length and vocabulary size (excluding MASK).
+func (m *Model) Shape() (L, V int) { return m.Cfg.L, m.Cfg.V }
+
+// Invalidate drops the compiled programs. Parameters are shared by pointer,
+// so programs see in-place updates without this; call it after replacing a
+// parameter tensor.
+func (m *Model) Invalidate() {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, c := range m.fwd {
+		c.m.Close()
+	}
+	for _, c := range m.grad {
+		c.m.Close()
+	}
+	m.fwd, m.grad = map[int]*compiled{}, map[int]*compiled{}
+}
+
+// graphMu guards graph construction: Gorgonia's global node counters race
+// when graphs are built concurrently.
+var graphMu sync.Mutex
+
+// LockBuild takes the package's graph-construction lock and returns its
+// unlock function. Code outside graph that builds Gorgonia graphs (e.g.
+// objectives.LookAhead) must hold it, so that no two graphs are ever built
+// at once anywhere in the process: Gorgonia's global counters race.
+func LockBuild() (unlock func()) {
+	graphMu.Lock()
+	return graphMu.Unlock
+}
+
+func (m *Model) program(B int, withGrad bool) (*compiled, error) {
+	cache := m.fwd
+	if withGrad {
+		cache = m.grad
+	}
+	if c, ok := cache[B]; ok {
+		return c, nil
+	}
+	graphMu.Lock()
+	defer graphMu.Unlock()
+	ctx := layers.NewCtx(m.Store, false)
+	net, err := Build(m.Cfg, ctx, B)
+	if err != nil {
+		return nil, err
+	}
+	c := &compiled{net: net, in: NewInputs(m.Cfg, B)}
+	if err := c.in.Bind(net); err != nil {
+		return nil, err
+	}
+	if withGrad {
+		shape := []int{B, m.Cfg.L, m.Cfg.V}
+		c.cot = layers.NewDense(m.Cfg.dtype(), shape, make([]float64, B*m.Cfg.L*m.Cfg.V))
+		cot := ctx.Input("cotangent", shape...)
+		cost := G.Must(G.Sum(G.Must(G.HadamardProd(net.Logits, cot))))
+		g, err := G.Grad(cost, net.X)
+		if err != nil {
+			return nil, fmt.Errorf("graph: input gradient: %w", err)
+		}
+		c.dx = g[0]
+		G.Read(net.Flat, &c.lv)
+		G.Read(c.dx, &c.dxv)
+		if err := G.Let(cot, c.cot); err != nil {
+			return nil, err
+		}
+		// The pruned CompileFunction program returns corrupted logits here
+		// (their buffer is reused by the backward pass), so the gradient
+		// program runs the whole tape and reads its outputs with Read.
+		c.m = layers.TapeMachine(ctx.G)
+		cache[B] = c
+		return c, nil
+	}
+	inputs := G.Nodes{net.X}
+	if net.TF != nil {
+		inputs = append(inputs, net.TF)
+	}
+	prog, locs, err := G.CompileFunction(ctx.G, inputs, G.Nodes{net.Flat})
+	if err != nil {
+		return nil, fmt.Errorf("graph: compile B=%d: %w", B, err)
+	}
+	c.m = layers.TapeMachine(ctx.G, G.WithPrecompiled(prog, locs))
+	cache[B] = c
+	return c, nil
+}
+
+func (c *compiled) run(out []float64) error {
+	c.m.Reset()
+	if err := c.m.RunAll(); err != nil {
+		return fmt.Errorf("graph: run: %w", err)
+	}
+	var v G.Value = c.net.Flat.Value()
+	if c.dx != nil {
+		v = c.lv
+	}
+	if v == nil {
+		return fmt.Errorf("graph: run produced no logits")
+	}
+	layers.CopyFloat64s(v, out)
+	for i, x := range out {
+		if math.IsNaN(x) || math.IsInf(x, 0) {
+			return fmt.Errorf("graph: denoiser produced non-finite logit %v at index %d", x, i)
+		}
+	}
+	return nil
+}
+
+func (m *Model) checkOut(B int, out []float64, what string) error {
+	if want := B * m.Cfg.L * m.Cfg.V; len(out) != want {
+		return fmt.Errorf("graph: %s has length %d, want B·L·V = %d", what, len(out), want)
+	}
+	return nil
+}
+
+// call runs the program for a batch of B = len(t) sequences: set fills its
+// inputs, the logits go to out (length B·L·V) and, when dx is non-nil, the
+// input gradient of a gradient program goes to dx (length B·L·(V+1)).
+func (m *Model) call(t, out, dx []float64, set func(c *compiled) error) error {
+	B := len(t)
+	if B == 0 {
+		return fmt.Errorf("graph: empty batch")
+	}
+	if err := m.checkOut(B, out, "logits buffer"); err != nil {
+		return err
+	}
+	if want := B * m.Cfg.L * (m.Cfg.V + 1); dx != nil && len(dx) != want {
+		return fmt.Errorf("graph: dx has length %d, want B·L·(V+1) = %d", len(dx), want)
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	c, err := m.program(B, dx != nil)
+	if err != nil {
+		return err
+	}
+	if err := set(c); err != nil {
+		return err
+	}
+	if err := c.run(out); err != nil {
+		return err
+	}
+	if dx != nil {
+		layers.CopyFloat64s(c.dxv, dx)
+	}
+	return nil
+}
+
+// X0Logits writes the x0-logits [B][L][V] of the B = len(t) noisy sequences
+// xt (length B·L, tokens 0..V with V = MASK) at times t into out.
+func (m *Model) X0Logits(xt []int, t []float64, out []float64) error {
+	return m.call(t, out, nil, func(c *compiled) error { return c.in.SetTokens(xt, t) })
+}
+
+// SoftLogits is X0Logits for a soft one-hot input x of length B·L·(V+1).
+func (m *Model) SoftLogits(x []float64, t []float64, out []float64) error {
+	return m.call(t, out, nil, func(c *compiled) error { return c.in.SetSoft(x, t) })
+}
+
+// InputGrad is the vector-Jacobian product of the denoiser with respect to
+// its (soft) one-hot input: for x of length B·L·(V+1) and a cotangent cot
+// of the logits (length B·L·V), it writes the logits into logits and
+// ∂(Σ logits ⊙ cot)/∂x into dx (length B·L·(V+1)). This is what a
+// first-order proposal needs to push a reward gradient back to x_t.
+func (m *Model) InputGrad(x, t, cot, logits, dx []float64) error {
+	if dx == nil {
+		return fmt.Errorf("graph: InputGrad needs a dx buffer")
+	}
+	if err := m.checkOut(len(t), cot, "cotangent"); err != nil {
+		return err
+	}
+	return m.call(t, logits, dx, func(c *compiled) error {
+		if err := c.in.SetSoft(x, t); err != nil {
+			return err
+		}
+		return layers.SetFloat64s(c.cot, cot)
+	})
+}
+
+// TimeIndependent reports whether the denoiser ignores t (no time input),
+// which lets samplers reuse logits of unchanged rows.
+func (m *Model) TimeIndependent() bool { return m.Cfg.TimeDim == 0 }

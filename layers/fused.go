@@ -14,7 +14,8 @@ import (
 // Linear (Gorgonia's BroadcastAdd materialises a repeated bias first), ReLU
 // (Rectify is a compare, a conversion and a product) and the column concat
 // of the MLP's time embedding (Concat goes through a generic iterator).
-// Their forward values equal the composed ops' bit for bit; their
+// Their forward values equal the composed ops' bit for bit (ReLU up to the
+// sign of zero); their
 // hand-derived backward passes are checked against finite differences in
 // float64 (fused_test.go).
 //
@@ -24,7 +25,7 @@ import (
 // look-ahead read them (copies right after the run).
 //
 //	addBias(y [N, d], b [d])  = y + 1·bᵀ      ∂y = g, ∂b = Σ_rows g
-//	relu(x)                   = x⊙[x ≥ 0]      ∂x = g⊙[x > 0]
+//	relu(x)                   = max(x, 0)      ∂x = g⊙[x > 0]
 //	concatCols(a [N,p], b [N,q]) = [a b]       ∂a = g[:, :p], ∂b = g[:, p:]
 
 // fusedBase implements the boilerplate of the Op interface and the reused
@@ -258,15 +259,11 @@ func (o *reluOp) Do(vals ...G.Value) (G.Value, error) {
 	return out, nil
 }
 
-// relu is x·[x ≥ 0], exactly Gorgonia's Rectify (NaN stays NaN, negative
-// inputs give −0).
+// relu is max(x, 0): Rectify's value (NaN stays NaN) up to the sign of
+// zero (Rectify gives −0 for negative inputs), branch-free.
 func relu[F float32 | float64](x, out []F) {
 	for i, v := range x {
-		var m F
-		if v >= 0 {
-			m = 1
-		}
-		out[i] = v * m
+		out[i] = max(v, 0)
 	}
 }
 

@@ -408,8 +408,13 @@ func (la *LookAhead) run(t, scale float64, noise, logits, rewards, grad []float6
 			return fmt.Errorf("objectives: look-ahead run produced no output")
 		}
 	}
-	layers.CopyFloat64s(la.logitsV, logits)
-	layers.CopyFloat64s(la.gradV, grad)
+	// The large outputs are checked while they are converted (one pass).
+	if i := copyFinite(la.logitsV, logits); i >= 0 {
+		return fmt.Errorf("objectives: look-ahead produced non-finite logit %v at index %d", logits[i], i)
+	}
+	if i := copyFinite(la.gradV, grad); i >= 0 {
+		return fmt.Errorf("objectives: look-ahead produced non-finite gradient %v at index %d", grad[i], i)
+	}
 	r := layers.Float64s(la.rewardsV, nil) // [k][b]
 	for b := 0; b < B; b++ {
 		for k := 0; k < K; k++ {
@@ -419,7 +424,7 @@ func (la *LookAhead) run(t, scale float64, noise, logits, rewards, grad []float6
 	for _, o := range []struct {
 		name string
 		v    []float64
-	}{{"logit", logits}, {"reward", rewards}, {"gradient", grad}, {"r̂", layers.Float64s(la.rhatV, nil)}} {
+	}{{"reward", rewards}, {"r̂", layers.Float64s(la.rhatV, nil)}} {
 		for i, x := range o.v {
 			if math.IsNaN(x) || math.IsInf(x, 0) {
 				return fmt.Errorf("objectives: look-ahead produced non-finite %s %v at index %d", o.name, x, i)
@@ -428,4 +433,27 @@ func (la *LookAhead) run(t, scale float64, noise, logits, rewards, grad []float6
 	}
 	la.haveRun = true
 	return nil
+}
+
+// copyFinite copies v's float32 or float64 values into dst and returns the
+// index of the first NaN or ±Inf, or −1 (x − x is 0 exactly for finite x).
+func copyFinite(v G.Value, dst []float64) int {
+	bad := -1
+	switch d := v.Data().(type) {
+	case []float32:
+		for i, x := range d {
+			dst[i] = float64(x)
+			if x-x != 0 && bad < 0 {
+				bad = i
+			}
+		}
+	case []float64:
+		copy(dst, d)
+		for i, x := range d {
+			if x-x != 0 {
+				return i
+			}
+		}
+	}
+	return bad
 }

@@ -36,6 +36,10 @@ type MDLMLoss struct {
 	Model *graph.Model
 	Sched diffusion.Schedule
 	B     int
+	// MaskedMean makes the loss the mean cross-entropy over the batch's
+	// masked tokens (TrainConfig.Loss = "masked_ce") instead of the
+	// schedule-weighted ELBO.
+	MaskedMean bool
 
 	ctx    *layers.Ctx
 	net    *graph.Net
@@ -156,6 +160,20 @@ func (f *MDLMLoss) SetBatch(rng *rand.Rand, x0 []int, t []float64) error {
 			f.wv[i] = 0
 			if f.xt[i] == V {
 				f.wv[i] = rate
+			}
+		}
+	}
+	if f.MaskedMean { // the graph divides by B·L: weight B·L/#masked
+		masked := 0
+		for _, x := range f.xt {
+			if x == V {
+				masked++
+			}
+		}
+		for i, x := range f.xt {
+			f.wv[i] = 0
+			if x == V {
+				f.wv[i] = float64(f.B*L) / float64(masked)
 			}
 		}
 	}

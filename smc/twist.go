@@ -4,7 +4,9 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"runtime"
 	"sort"
+	"sync"
 )
 
 // Env is what the pluggable parts of a run (twists, proposals) see of it:
@@ -488,10 +490,37 @@ func (g GradLookAhead) Eval(rng *rand.Rand, env *Env, x []int, _ []float64, t, l
 }
 
 // drawNoise fills noise with standard Gumbel variates, in order.
+// The exponential draws are sequential (one random stream); the
+// logarithms of a large batch are taken on all cores (the values are the
+// same as gumbel's, whatever the split).
 func (GradLookAhead) drawNoise(rng *rand.Rand, noise []float64) {
 	for i := range noise {
-		noise[i] = gumbel(rng)
+		e := rng.ExpFloat64()
+		for e == 0 { // see gumbel
+			e = rng.ExpFloat64()
+		}
+		noise[i] = e
 	}
+	negLog := func(a []float64) {
+		for i, e := range a {
+			a[i] = -math.Log(e)
+		}
+	}
+	procs := runtime.GOMAXPROCS(0)
+	if procs < 2 || len(noise) < 1<<15 {
+		negLog(noise)
+		return
+	}
+	var wg sync.WaitGroup
+	step := (len(noise) + procs - 1) / procs
+	for lo := 0; lo < len(noise); lo += step {
+		wg.Add(1)
+		go func(a []float64) {
+			defer wg.Done()
+			negLog(a)
+		}(noise[lo:min(len(noise), lo+step)])
+	}
+	wg.Wait()
 }
 
 // evalNoise is Eval with the Gumbel noise (n·φ·L·V) already drawn.

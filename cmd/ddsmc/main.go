@@ -36,6 +36,7 @@ import (
 
 	// The domains: each registers its tasks.
 	_ "github.com/ddsmc/ddsmc/experiments/gmm"   // gmm1, gmm2
+	_ "github.com/ddsmc/ddsmc/experiments/imdb"  // imdb
 	_ "github.com/ddsmc/ddsmc/experiments/mnist" // mnist
 )
 
@@ -237,7 +238,7 @@ func cmdTrainProposal(args []string, stdout, stderr io.Writer) error {
 }
 
 func cmdPrepare(args []string, stdout, stderr io.Writer) error {
-	fs, c := newFlags("prepare", "<config.toml|name>", "Makes the artefacts the config's task needs before training or steering (MNIST: the\nmain and held-out reward classifiers at [reward] classifier / val_classifier, trained\nfor [reward] classifier_epochs). Existing artefacts are kept unless -force.", stderr)
+	fs, c := newFlags("prepare", "<config.toml|name>", "Makes the artefacts the config's task needs before training or steering (task.Preparer):\nMNIST trains its main and held-out reward classifiers ([reward] classifier, val_classifier,\nclassifier_epochs); DNA fetches and checks its data and motifs; IMDB builds the vocabulary,\nthe corpus cache and the reward classifier. Existing artefacts are kept unless -force.", stderr)
 	force := fs.Bool("force", false, "redo the artefacts even if they exist")
 	if err := fs.Parse(args); err != nil {
 		return err

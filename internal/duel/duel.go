@@ -123,11 +123,7 @@ func (w Workload) Sampler() (*smc.Sampler, error) {
 	}
 	models := []*graph.Model{m}
 	for len(models) < w.Workers {
-		c, err := m.Clone()
-		if err != nil {
-			return nil, err
-		}
-		models = append(models, c)
+		models = append(models, m.View()) // one copy of the weights for all workers
 	}
 	dens := make([]diffusion.Denoiser, len(models))
 	for i, mm := range models {

@@ -239,22 +239,26 @@ func packA(A operand, dst []float32, ic, mb, pc, kb int) {
 // packB packs op(B)[pc:pc+kb, jc:jc+nb] into panels of nr columns: panel
 // jr/nr holds dst[jr*kb + p*nr + j] = op(B)(pc+p, jc+jr+j), zero-padded.
 func packB(B operand, dst []float32, pc, kb, jc, nb int) {
+	if !B.trans {
+		// Row by row of B (sequential reads), scattered into the panels.
+		full := nb / nr * nr
+		for p := 0; p < kb; p++ {
+			off := (pc+p)*B.ld + jc
+			src := B.x[off : off+nb]
+			for jr := 0; jr < full; jr += nr {
+				*(*[nr]float32)(dst[jr*kb+p*nr : jr*kb+p*nr+nr]) = *(*[nr]float32)(src[jr : jr+nr])
+			}
+			if full < nb {
+				d := dst[full*kb+p*nr : full*kb+p*nr+nr]
+				clear(d)
+				copy(d, src[full:])
+			}
+		}
+		return
+	}
 	for jr := 0; jr < nb; jr += nr {
 		panel := dst[jr*kb : (jr+nr)*kb]
 		nn := min(nr, nb-jr)
-		if !B.trans {
-			for p := 0; p < kb; p++ {
-				off := (pc+p)*B.ld + jc + jr
-				d := panel[p*nr : p*nr+nr]
-				if nn == nr {
-					*(*[nr]float32)(d) = *(*[nr]float32)(B.x[off : off+nr])
-					continue
-				}
-				clear(d)
-				copy(d, B.x[off:off+nn])
-			}
-			continue
-		}
 		if nn < nr {
 			clear(panel)
 			for j := 0; j < nn; j++ {

@@ -1,6 +1,7 @@
 package graph
 
 import (
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"strings"
@@ -292,5 +293,38 @@ func TestPrunedForwardMatchesFullTape(t *testing.T) {
 				t.Fatalf("%s: logit %d pruned %v, full tape %v", cfg.Arch, i, got[i], want[i])
 			}
 		}
+	}
+}
+
+// TestViewSharesWeightsAndAgrees checks that a View computes the model's
+// logits bit for bit, concurrently with the model, and sees weight updates.
+func TestViewSharesWeightsAndAgrees(t *testing.T) {
+	cfg := Config{Arch: "mlp", L: 3, V: 4, Embed: 5, Hidden: 16, Layers: 2, TimeDim: 4, Act: "relu", DType: "float32", InitSeed: 2}
+	m, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := m.View()
+	xt := []int{0, 4, 2, 4, 4, 1}
+	tt := []float64{0.3, 0.7}
+	a, b := make([]float64, 2*3*4), make([]float64, 2*3*4)
+	done := make(chan error)
+	go func() { done <- v.X0Logits(xt, tt, b) }()
+	if err := m.X0Logits(xt, tt, a); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprint(a) != fmt.Sprint(b) {
+		t.Fatalf("view logits %v, model logits %v", b, a)
+	}
+	w := m.Store.Get("mlp.2.b").Data().([]float32)
+	w[0] += 1
+	if err := v.X0Logits(xt, tt, b); err != nil {
+		t.Fatal(err)
+	}
+	if math.Abs(b[0]-(a[0]+1)) > 1e-6 {
+		t.Fatalf("view does not see the weight update: logit %v, want %v", b[0], a[0]+1)
 	}
 }
