@@ -198,3 +198,5 @@ func TestSourceChecksum(t *testing.T) {
 		t.Fatalf("file changed to %q", b)
 	}
 }
+
+func specFor() *task.Spec { return &task.Spec{Name: "dna"} }
