@@ -106,7 +106,7 @@ func naivePWM(x []int, fwd, rev [][]float64) float64 {
 
 // The graph's gradient with respect to soft one-hot inputs matches central
 // finite differences of Σ_b r_b at every input coordinate (float64; h =
-// 1e-6 gives truncation error O(h²·|r'''|) ≈ 1e-11 and rounding ≈ 1e-10,
+// 1e-6 gives truncation error O(h²·|r”'|) ≈ 1e-11 and rounding ≈ 1e-10,
 // so 1e-6 relative is a loose bound), for one and for several sequences,
 // with sites scoring up to ±10 nats (the max-shift matters).
 func TestPWMRewardGradientMatchesFiniteDifferences(t *testing.T) {
