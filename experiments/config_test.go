@@ -90,7 +90,7 @@ func TestLoadMissingFileNamesIt(t *testing.T) {
 // naming it (a [reward] table means nothing to a GMM task).
 func TestTaskOptionsAndNames(t *testing.T) {
 	for _, c := range []struct{ toml, want string }{
-		{"[data]\nname = \"gmm7\"\n", "registered: gmm1, gmm2, mnist"},
+		{"[data]\nname = \"gmm7\"\n", "registered: dna, gmm1, gmm2, mnist"},
 		{"[data]\nname = \"mnist\"\n[reward]\ntargte = 3\n", "unknown key reward.targte"},
 		{"[data]\nname = \"mnist\"\nsize = 14\nsise = 3\n", "unknown key data.sise"},
 		{"[data]\nname = \"gmm1\"\nsize = 14\n", "unknown key data.size"},
