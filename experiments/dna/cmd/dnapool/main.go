@@ -36,7 +36,7 @@ type cell struct {
 	n               int
 	alpha           string
 	x               []int
-	rewards, elbos  []float64
+	rewards, elbos  []float64 // per output; per run
 	ess, wall       []float64
 	set             dna.SetMetrics
 	medR, medE, p90 float64
@@ -102,7 +102,6 @@ func pool(dir string, tk *dna.Task, j *dna.Judges, show int) error {
 		}
 		c.x = append(c.x, x...)
 		m := rec.Metrics
-		c.rewards = append(c.rewards, m["reward_mean"])
 		c.elbos = append(c.elbos, m["elbo_bits"])
 		c.ess = append(c.ess, m["ess_mean"])
 		c.wall = append(c.wall, m["wall_s"])
@@ -110,10 +109,18 @@ func pool(dir string, tk *dna.Task, j *dna.Judges, show int) error {
 	if len(cells) == 0 {
 		return fmt.Errorf("dnapool: no finished runs in %s", dir)
 	}
+	reward, _, err := tk.Reward(1)
+	if err != nil {
+		return err
+	}
 	var list []*cell
 	for _, c := range cells {
 		d, err := task.NewDataset(L, 4, c.x)
 		if err != nil {
+			return err
+		}
+		c.rewards = make([]float64, d.Len())
+		if err := reward.Reward(c.x, c.rewards); err != nil {
 			return err
 		}
 		c.set = j.Set(d)
