@@ -120,6 +120,21 @@ func TestTaskData(t *testing.T) {
 			t.Fatalf("token %d", v)
 		}
 	}
+	// A size beyond the split is an error naming the key; a smaller one
+	// takes the first rows.
+	big, err := task.Open(&task.Spec{Name: "dna", TrainSize: 20000, ValSize: 100}, optionsFor(map[string]any{"data.dir": dir, "data.train_size": 1, "data.val_size": 1}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := big.Data("train"); err == nil || !strings.Contains(err.Error(), "data.train_size = 20000") {
+		t.Fatalf("train_size 20000: %v", err)
+	}
+	if v, err := big.Data("val"); err != nil || v.Len() != 100 {
+		t.Fatalf("val_size 100: %v", err)
+	}
+	if _, err := open(specFor(), optionsFor(map[string]any{"data.window": 5})); err == nil {
+		t.Fatal("window 5: no error")
+	}
 }
 
 // optionsFor is a task.Decoder that sets a few dotted keys.
