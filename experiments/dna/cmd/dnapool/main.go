@@ -9,6 +9,7 @@
 // table.
 //
 //	go run ./experiments/dna/cmd/dnapool [-n 16] runs/sweeps/dna_table
+//	go run ./experiments/dna/cmd/dnapool -out runs/sweeps/dna_all runs/sweeps/dna_table runs/sweeps/dna_alpha05
 package main
 
 import (
@@ -17,6 +18,7 @@ import (
 	"flag"
 	"fmt"
 	"math"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"sort"
@@ -45,6 +47,7 @@ type cell struct {
 func main() {
 	base := flag.String("config", "dna", "the base experiment config (for the data directory)")
 	show := flag.Int("n", 16, "particle count whose sequences are drawn and printed")
+	out := flag.String("out", "", "pool all the sweeps together into this directory (default: each sweep on its own, into itself)")
 	flag.Parse()
 	if flag.NArg() == 0 {
 		fmt.Fprintln(os.Stderr, "usage: dnapool [-config dna] [-n 16] <sweep dir>...")
@@ -60,8 +63,12 @@ func main() {
 	}
 	j, err := tk.Judges()
 	check(err)
+	if *out != "" {
+		check(pool(*out, flag.Args(), tk, j, *show))
+		return
+	}
 	for _, dir := range flag.Args() {
-		check(pool(dir, tk, j, *show))
+		check(pool(dir, []string{dir}, tk, j, *show))
 	}
 }
 
@@ -72,13 +79,23 @@ func check(err error) {
 	}
 }
 
-func pool(dir string, tk *dna.Task, j *dna.Judges, show int) error {
-	runs, err := filepath.Glob(filepath.Join(dir, "runs", "*", "record.json"))
-	if err != nil {
-		return err
+// pool pools the runs of the sweeps in srcs by (sweep, point) and writes
+// the table, figures and sequences into dir.
+func pool(dir string, srcs []string, tk *dna.Task, j *dna.Judges, show int) error {
+	var runs []string
+	for _, src := range srcs {
+		r, err := filepath.Glob(filepath.Join(src, "runs", "*", "record.json"))
+		if err != nil {
+			return err
+		}
+		runs = append(runs, r...)
 	}
 	L, _ := tk.Shape()
-	cells := map[int]*cell{}
+	type key struct {
+		src   string
+		point int
+	}
+	cells := map[key]*cell{}
 	for _, rp := range runs {
 		rd := filepath.Dir(rp)
 		rec, err := experiments.ReadRecord(rd)
@@ -89,7 +106,8 @@ func pool(dir string, tk *dna.Task, j *dna.Judges, show int) error {
 		if err != nil {
 			return err
 		}
-		c := cells[rec.Point]
+		k := key{filepath.Dir(filepath.Dir(rd)), rec.Point}
+		c := cells[k]
 		if c == nil {
 			c = &cell{point: rec.Point, variant: rec.Setting["variant"], alpha: rec.Setting["alpha"]}
 			if rec.Run != nil {
@@ -98,7 +116,7 @@ func pool(dir string, tk *dna.Task, j *dna.Judges, show int) error {
 					c.alpha = strconv.FormatFloat(rec.Run.Alpha, 'g', 4, 64)
 				}
 			}
-			cells[rec.Point] = c
+			cells[k] = c
 		}
 		c.x = append(c.x, x...)
 		m := rec.Metrics
@@ -107,7 +125,10 @@ func pool(dir string, tk *dna.Task, j *dna.Judges, show int) error {
 		c.wall = append(c.wall, m["wall_s"])
 	}
 	if len(cells) == 0 {
-		return fmt.Errorf("dnapool: no finished runs in %s", dir)
+		return fmt.Errorf("dnapool: no finished runs in %v", srcs)
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
 	}
 	reward, _, err := tk.Reward(1)
 	if err != nil {
@@ -148,10 +169,50 @@ func pool(dir string, tk *dna.Task, j *dna.Judges, show int) error {
 			c.alpha, c.variant, c.n, s.N, c.medR, c.p90, s.TrlSites, 100*s.TrlHit, 100*s.GAGA3, 100*s.Promoter, s.Kmer3, s.MotifRho,
 			s.MarkovMedian, c.medE, s.GC, 100*s.Unique, mean(c.wall))
 	}
+	if err := references(tk, j, reward.Reward); err != nil {
+		return err
+	}
 	if err := figures(dir, list); err != nil {
 		return err
 	}
 	return sequences(dir, tk, j, list, show, L)
+}
+
+// references prints the table's rows for real chr2L windows (all, and
+// 128 of them: the set-level correlations depend on the set size), a
+// mono-nucleotide shuffle of them and the top 1% of all real windows.
+func references(tk *dna.Task, j *dna.Judges, reward func([]int, []float64) error) error {
+	c, err := tk.Corpus()
+	if err != nil {
+		return err
+	}
+	test, err := c.Split("test")
+	if err != nil {
+		return err
+	}
+	top := &task.Dataset{L: c.W, V: 4}
+	for _, i := range j.TopRows {
+		top.Tokens = append(top.Tokens, c.Proximal[i*c.W:(i+1)*c.W]...)
+	}
+	rng := rand.New(rand.NewPCG(1, 2))
+	sub := &task.Dataset{L: c.W, V: 4}
+	for _, i := range rng.Perm(test.Len())[:128] {
+		sub.Tokens = append(sub.Tokens, test.Row(i)...)
+	}
+	for _, r := range []struct {
+		name string
+		d    *task.Dataset
+	}{{"real chr2L windows", test}, {"128 random chr2L windows", sub}, {"chr2L, shuffled", dna.Shuffle(rng, test)}, {"top 1% of real windows", top}} {
+		v := make([]float64, r.d.Len())
+		if err := reward(r.d.Tokens, v); err != nil {
+			return err
+		}
+		s := j.Set(r.d)
+		fmt.Printf("| – | %s | – | %d | %.2f | %.2f | %.3f | %.1f | %.1f | %.1f | %.3f | %.3f | %.3f | – | %.3f | %.0f | – |\n",
+			r.name, s.N, median(v), quantile(v, 0.9), s.TrlSites, 100*s.TrlHit, 100*s.GAGA3, 100*s.Promoter, s.Kmer3, s.MotifRho,
+			s.MarkovMedian, s.GC, 100*s.Unique)
+	}
+	return nil
 }
 
 // order puts the methods in the table's order.
