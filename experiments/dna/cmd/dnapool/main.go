@@ -79,7 +79,7 @@ func check(err error) {
 	}
 }
 
-// pool pools the runs of the sweeps in srcs by (sweep, point) and writes
+// pool pools the runs of the sweeps in srcs by (variant, α, N) and writes
 // the table, figures and sequences into dir.
 func pool(dir string, srcs []string, tk *dna.Task, j *dna.Judges, show int) error {
 	var runs []string
@@ -91,9 +91,11 @@ func pool(dir string, srcs []string, tk *dna.Task, j *dna.Judges, show int) erro
 		runs = append(runs, r...)
 	}
 	L, _ := tk.Shape()
+	// Cells are keyed by their settings, so the runs of one setting in
+	// several sweeps (e.g. more seeds of a cell) pool together.
 	type key struct {
-		src   string
-		point int
+		variant, alpha string
+		n              int
 	}
 	cells := map[key]*cell{}
 	for _, rp := range runs {
@@ -106,16 +108,17 @@ func pool(dir string, srcs []string, tk *dna.Task, j *dna.Judges, show int) erro
 		if err != nil {
 			return err
 		}
-		k := key{filepath.Dir(filepath.Dir(rd)), rec.Point}
+		if rec.Run == nil {
+			return fmt.Errorf("dnapool: %s: record without run information", rd)
+		}
+		alpha := rec.Setting["alpha"]
+		if alpha == "" {
+			alpha = strconv.FormatFloat(rec.Run.Alpha, 'g', 4, 64)
+		}
+		k := key{rec.Setting["variant"], alpha, rec.Run.N}
 		c := cells[k]
 		if c == nil {
-			c = &cell{point: rec.Point, variant: rec.Setting["variant"], alpha: rec.Setting["alpha"]}
-			if rec.Run != nil {
-				c.n = rec.Run.N
-				if c.alpha == "" {
-					c.alpha = strconv.FormatFloat(rec.Run.Alpha, 'g', 4, 64)
-				}
-			}
+			c = &cell{point: rec.Point, variant: k.variant, alpha: alpha, n: k.n}
 			cells[k] = c
 		}
 		c.x = append(c.x, x...)
