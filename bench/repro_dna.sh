@@ -16,7 +16,12 @@ fi
 $bin prepare dna                                       # apt-get download + dpkg-deb -x + SHA-256, seconds
 [ -f runs/dna/denoiser.ckpt ] || $bin train dna        # 2,000 steps (early-stopped by hand, see configs/dna.toml), ~3 min
 [ -f runs/dna/sample_summary.json ] || $bin sample dna # test −ELBO, sample statistics, samples.svg
-for s in sweep_dna_table sweep_dna_alpha05; do
-  $bin sweep $s
-  go run ./experiments/dna/cmd/dnapool runs/sweeps/${s#sweep_}
-done
+$bin sweep sweep_dna_table                                  # 2,688 runs, ~33 min
+$bin sweep sweep_dna_alpha05                                # 1,152 runs, ~14 min
+[ -f runs/dna/proposal.ckpt ] || $bin train-proposal dna     # amortised q_φ, ~6 min
+$bin sweep sweep_dna_amortised                              # Prop-amot, SMC-amot
+$bin sweep sweep_dna_640                                    # 512 more seeds of three N = 16 cells
+pool="go run ./experiments/dna/cmd/dnapool"
+$pool runs/sweeps/dna_table
+$pool -out runs/sweeps/dna_combined runs/sweeps/dna_table runs/sweeps/dna_alpha05 runs/sweeps/dna_amortised
+$pool -out runs/sweeps/dna_640_pooled runs/sweeps/dna_table runs/sweeps/dna_640
