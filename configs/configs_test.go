@@ -1,11 +1,14 @@
 package configs
 
-import "testing"
+import (
+	"slices"
+	"testing"
+)
 
 func TestBuiltinsAreListedAndReadable(t *testing.T) {
 	names := Names()
-	if len(names) < 2 || names[0] != "gmm1" || names[1] != "gmm2" {
-		t.Fatalf("Names() = %v, want gmm1 and gmm2 first", names)
+	if !slices.IsSorted(names) || !slices.Contains(names, "gmm1") || !slices.Contains(names, "gmm2") || !slices.Contains(names, "dna") {
+		t.Fatalf("Names() = %v, want a sorted list holding gmm1, gmm2 and dna", names)
 	}
 	for _, n := range names {
 		if b, err := Get(n); err != nil || len(b) == 0 {

@@ -35,6 +35,7 @@ import (
 	"github.com/ddsmc/ddsmc/experiments/task"
 
 	// The domains: each registers its tasks.
+	_ "github.com/ddsmc/ddsmc/experiments/dna"   // dna
 	_ "github.com/ddsmc/ddsmc/experiments/gmm"   // gmm1, gmm2
 	_ "github.com/ddsmc/ddsmc/experiments/imdb"  // imdb
 	_ "github.com/ddsmc/ddsmc/experiments/mnist" // mnist
