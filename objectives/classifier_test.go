@@ -113,70 +113,11 @@ func clfRefLogits(c *Classifier, x []int, n int) []float64 {
 	return out
 }
 
-// clfGraph is a caller-side graph (its own store, like a model's) holding
-// the reward of n images given as a soft one-hot input [n·L, 2].
-type clfGraph struct {
-	ctx   *layers.Ctx
-	x     *tensor.Dense
-	xv    []float64
-	r     *G.Node
-	rv    G.Value
-	costV G.Value
-	gv    G.Value
-	m     G.VM
-}
+// clfGraph is a classifier reward's test graph.
+type clfGraph = rewardHarness
 
 func clfBuildGraph(t testing.TB, rw *ClassifierReward, dtype tensor.Dtype, n int, withGrad bool) *clfGraph {
-	t.Helper()
-	unlock := graph.LockBuild()
-	defer unlock()
-	L, V := rw.Shape()
-	s, err := layers.NewStore(dtype, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	g := &clfGraph{ctx: layers.NewCtx(s, false), xv: make([]float64, n*L*V)}
-	x := g.ctx.Input("x0", n*L, V)
-	g.x = layers.NewDense(dtype, []int{n * L, V}, g.xv)
-	if err := G.Let(x, g.x); err != nil {
-		t.Fatal(err)
-	}
-	if g.r, err = rw.Build(g.ctx, x, n); err != nil {
-		t.Fatal(err)
-	}
-	if !g.r.Shape().Eq(tensor.Shape{n}) {
-		t.Fatalf("reward node has shape %v, want [%d]", g.r.Shape(), n)
-	}
-	G.Read(g.r, &g.rv)
-	if withGrad {
-		cost := G.Must(G.Sum(g.r))
-		G.Read(cost, &g.costV)
-		gr, err := G.Grad(cost, x)
-		if err != nil {
-			t.Fatal(err)
-		}
-		G.Read(gr[0], &g.gv)
-	}
-	if len(g.ctx.Learnables()) != 0 || len(s.Names()) != 0 {
-		t.Fatalf("Build added parameters to the caller's context: %v / %v", g.ctx.Learnables(), s.Names())
-	}
-	g.m = G.NewTapeMachine(g.ctx.G)
-	return g
-}
-
-// run evaluates the graph at soft input xs (copied in) and returns the
-// rewards.
-func (g *clfGraph) run(t testing.TB, xs []float64) []float64 {
-	t.Helper()
-	copy(g.xv, xs)
-	if err := layers.SetFloat64s(g.x, g.xv); err != nil {
-		t.Fatal(err)
-	}
-	g.m.Reset()
-	if err := g.m.RunAll(); err != nil {
-		t.Fatal(err)
-	}
-	return layers.Float64s(g.rv, nil)
+	return buildRewardHarness(t, rw, dtype, n, withGrad)
 }
 
 func clfOneHot(x []int) []float64 {

@@ -6,7 +6,6 @@ import (
 	"strings"
 	"testing"
 
-	G "gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
 
 	"github.com/ddsmc/ddsmc/graph"
@@ -27,66 +26,13 @@ func lrRandom(t *testing.T, rng *rand.Rand, L, V int, scale float64) *LogRegRewa
 	return r
 }
 
-type lrGraph struct {
-	x      *tensor.Dense
-	xv     []float64
-	rv, gv G.Value
-	m      G.VM
-}
-
-func lrBuild(t *testing.T, r *LogRegReward, dt tensor.Dtype, n int) *lrGraph {
-	t.Helper()
-	unlock := graph.LockBuild()
-	defer unlock()
-	L, V := r.Shape()
-	s, err := layers.NewStore(dt, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx := layers.NewCtx(s, false)
-	g := &lrGraph{xv: make([]float64, n*L*V)}
-	x := ctx.Input("x0", n*L, V)
-	g.x = layers.NewDense(dt, []int{n * L, V}, g.xv)
-	if err := G.Let(x, g.x); err != nil {
-		t.Fatal(err)
-	}
-	out, err := r.Build(ctx, x, n)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !out.Shape().Eq(tensor.Shape{n}) {
-		t.Fatalf("reward node shape %v, want [%d]", out.Shape(), n)
-	}
-	G.Read(out, &g.rv)
-	cost := G.Must(G.Sum(out))
-	gr, err := G.Grad(cost, x)
-	if err != nil {
-		t.Fatal(err)
-	}
-	G.Read(gr[0], &g.gv)
-	if len(ctx.Learnables()) != 0 || len(s.Names()) != 0 {
-		t.Fatal("Build added parameters to the caller's context")
-	}
-	g.m = layers.TapeMachine(ctx.G)
-	return g
-}
-
-func (g *lrGraph) run(t *testing.T, xs []float64) []float64 {
-	t.Helper()
-	copy(g.xv, xs)
-	if err := layers.SetFloat64s(g.x, g.xv); err != nil {
-		t.Fatal(err)
-	}
-	g.m.Reset()
-	if err := g.m.RunAll(); err != nil {
-		t.Fatal(err)
-	}
-	return layers.Float64s(g.rv, nil)
-}
-
 // The graph's gradient with respect to soft one-hot inputs matches central
 // finite differences of Σ_b r_b in float64 at every input coordinate
 // (relative error < 1e-7), and equals the closed form σ(−z_b)·W[v].
+func lrBuild(t *testing.T, r *LogRegReward, dt tensor.Dtype, n int) *rewardHarness {
+	return buildRewardHarness(t, r, dt, n, true)
+}
+
 func TestLogRegRewardGradientMatchesFiniteDifferences(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 2))
 	const n, L, V = 3, 4, 5

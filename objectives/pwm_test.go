@@ -5,7 +5,6 @@ import (
 	"math/rand/v2"
 	"testing"
 
-	G "gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
 
 	"github.com/ddsmc/ddsmc/graph"
@@ -32,62 +31,8 @@ func pwmRandom(rng *rand.Rand, w, V int, scale float64) (fwd, rev [][]float64) {
 	return fwd, rev
 }
 
-type pwmGraph struct {
-	x      *tensor.Dense
-	xv     []float64
-	r      *G.Node
-	rv, gv G.Value
-	m      G.VM
-}
-
-func pwmBuild(t testing.TB, rw *PWMReward, dtype tensor.Dtype, n int, withGrad bool) *pwmGraph {
-	t.Helper()
-	unlock := graph.LockBuild()
-	defer unlock()
-	L, V := rw.Shape()
-	s, err := layers.NewStore(dtype, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx := layers.NewCtx(s, false)
-	g := &pwmGraph{xv: make([]float64, n*L*V)}
-	x := ctx.Input("x0", n*L, V)
-	g.x = layers.NewDense(dtype, []int{n * L, V}, g.xv)
-	if err := G.Let(x, g.x); err != nil {
-		t.Fatal(err)
-	}
-	if g.r, err = rw.Build(ctx, x, n); err != nil {
-		t.Fatal(err)
-	}
-	if !g.r.Shape().Eq(tensor.Shape{n}) {
-		t.Fatalf("reward node has shape %v, want [%d]", g.r.Shape(), n)
-	}
-	G.Read(g.r, &g.rv)
-	if withGrad {
-		gr, err := G.Grad(G.Must(G.Sum(g.r)), x)
-		if err != nil {
-			t.Fatal(err)
-		}
-		G.Read(gr[0], &g.gv)
-	}
-	if len(ctx.Learnables()) != 0 {
-		t.Fatalf("Build added parameters: %v", ctx.Learnables())
-	}
-	g.m = G.NewTapeMachine(ctx.G)
-	return g
-}
-
-func (g *pwmGraph) run(t testing.TB, xs []float64) []float64 {
-	t.Helper()
-	copy(g.xv, xs)
-	if err := layers.SetFloat64s(g.x, g.xv); err != nil {
-		t.Fatal(err)
-	}
-	g.m.Reset()
-	if err := g.m.RunAll(); err != nil {
-		t.Fatal(err)
-	}
-	return layers.Float64s(g.rv, nil)
+func pwmBuild(t testing.TB, rw *PWMReward, dtype tensor.Dtype, n int, withGrad bool) *rewardHarness {
+	return buildRewardHarness(t, rw, dtype, n, withGrad)
 }
 
 // naivePWM is the reward by its definition, summing exp directly.
