@@ -1,8 +1,6 @@
 package experiments
 
 import (
-	"io"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -173,15 +171,7 @@ func TestAbsurdSizesAreErrors(t *testing.T) {
 // A prompt on a task that takes none is an error naming the task.
 func TestPromptNeedsAPromptedTask(t *testing.T) {
 	tmp := t.TempDir()
-	base := tinyBase(t, tmp)
-	b, _ := os.ReadFile(base)
-	cfg, err := Parse(base, b)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := TrainDenoiser(cfg, io.Discard); err != nil {
-		t.Fatal(err)
-	}
+	_, cfg := trainedTinyBase(t, tmp)
 	m, _, err := loadDenoiser(cfg)
 	if err != nil {
 		t.Fatal(err)

@@ -18,15 +18,8 @@ import (
 // message naming both sides.
 func TestCheckpointIdentity(t *testing.T) {
 	tmp := t.TempDir()
-	base := tinyBase(t, tmp)
+	base, cfg := trainedTinyBase(t, tmp)
 	b, _ := os.ReadFile(base)
-	cfg, err := Parse(base, b)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := TrainDenoiser(cfg, io.Discard); err != nil {
-		t.Fatal(err)
-	}
 	parse := func(text string) Config {
 		t.Helper()
 		c, err := Parse("x.toml", []byte(text))

@@ -3,7 +3,6 @@ package experiments
 import (
 	"io"
 	"math/rand/v2"
-	"os"
 	"runtime"
 	"testing"
 )
@@ -15,15 +14,7 @@ import (
 // point here (a 20-point sweep of the GMM shape: 127 → 709 MB RSS).
 func TestMemoryBoundedOverPoints(t *testing.T) {
 	tmp := t.TempDir()
-	base := tinyBase(t, tmp)
-	b, _ := os.ReadFile(base)
-	cfg, err := Parse(base, b)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := TrainDenoiser(cfg, io.Discard); err != nil {
-		t.Fatal(err)
-	}
+	_, cfg := trainedTinyBase(t, tmp)
 	env, err := OpenEnv(cfg, false, io.Discard)
 	if err != nil {
 		t.Fatal(err)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"io"
 	"math"
 	"os"
 	"path/filepath"
@@ -40,6 +41,22 @@ emd_samples = 20
 		t.Fatal(err)
 	}
 	return p
+}
+
+// trainedTinyBase writes tinyBase's config in dir, trains its denoiser and
+// returns the config's path and parsed config.
+func trainedTinyBase(t *testing.T, dir string) (string, Config) {
+	t.Helper()
+	base := tinyBase(t, dir)
+	b, _ := os.ReadFile(base)
+	cfg, err := Parse(base, b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := TrainDenoiser(cfg, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	return base, cfg
 }
 
 func tinySweep(base, extra string) string {
