@@ -75,7 +75,7 @@ func RescoreSweep(sc *SweepConfig, dir string, log io.Writer) (int, error) {
 			}
 			out := task.Outputs{L: L, Samples: x, Alpha: pt.SMC.Alpha, LogZ: logZ, Dir: d}
 			m := map[string]float64{}
-			if err := env.outputMetrics(out, m); err != nil {
+			if err := env.outputMetrics(out, nil, m); err != nil {
 				return 0, fmt.Errorf("experiments: rescoring %s: %w", d, err)
 			}
 			tm, err := env.Eval.Evaluate(rand.New(rand.NewPCG(rec.Seed, 7)), out)

@@ -242,7 +242,11 @@ func (e *Env) record(r RunSpec, sr *smc.Result, info RunInfo) (res *Result, err 
 		}
 		info.Proposal, info.Twist, info.Resampler = sr.ProposalName, sr.TwistName, sr.ResamplerName
 	}
-	if err := e.outputMetrics(out, metrics); err != nil {
+	var rw []float64 // the engine's rewards of the outputs (nil for target draws)
+	if sr != nil {
+		rw = sr.SampleReward
+	}
+	if err := e.outputMetrics(out, rw, metrics); err != nil {
 		return nil, err
 	}
 	tm, err := e.Eval.Evaluate(rand.New(rand.NewPCG(r.Seed, 7)), out)
@@ -275,17 +279,20 @@ func (e *Env) record(r RunSpec, sr *smc.Result, info RunInfo) (res *Result, err 
 
 // outputMetrics adds the reward statistics of the outputs to m:
 // reward_mean (weighted by the outputs' weights when they carry any),
-// reward_max and outputs.
-func (e *Env) outputMetrics(out task.Outputs, m map[string]float64) error {
+// reward_max and outputs. rw are the outputs' rewards when the engine has
+// them already (nil: computed here with the task's reward).
+func (e *Env) outputMetrics(out task.Outputs, rw []float64, m map[string]float64) error {
 	if err := out.Check(); err != nil {
 		return err
 	}
-	rw := make([]float64, out.N())
-	e.mu.Lock()
-	err := e.reward.Reward(out.Samples, rw)
-	e.mu.Unlock()
-	if err != nil {
-		return err
+	if len(rw) != out.N() {
+		rw = make([]float64, out.N())
+		e.mu.Lock()
+		err := e.reward.Reward(out.Samples, rw)
+		e.mu.Unlock()
+		if err != nil {
+			return err
+		}
 	}
 	mean, maxR := 0.0, math.Inf(-1)
 	for _, r := range rw {
