@@ -29,7 +29,6 @@ package dna
 import (
 	"fmt"
 	"io"
-	"math"
 	"sync"
 
 	"github.com/ddsmc/ddsmc/experiments/task"
@@ -255,11 +254,4 @@ func (c *Corpus) Summary() string {
 	return fmt.Sprintf("dna: %d records (%d shorter than 2000 bp), %d bp (N %.2f%%); %d-bp windows: %d N-free, %d unique (train %d, test %s %d); distal control windows: %d unique; composition A %.4f C %.4f G %.4f T %.4f\n",
 		c.Records, c.Short, tot, 100*float64(c.BaseCounts[4])/float64(tot), c.W, c.NFreeProx, len(c.ProxChrom),
 		len(c.TrainRows), c.TestChrom, len(c.TestRows), len(c.DistChrom), comp[0], comp[1], comp[2], comp[3])
-}
-
-func nanIfEmpty(n int, v float64) float64 {
-	if n == 0 {
-		return math.NaN()
-	}
-	return v
 }
