@@ -147,6 +147,20 @@ func buildInto(cfg Config, m *graph.Model, runs int, shas map[string]string) (*s
 	if err != nil {
 		return nil, smc.Target{}, err
 	}
+	if sc.Steps > 0 {
+		if grid, err = diffusion.NewGrid(sc.Steps, cfg.Diffusion.Grid); err != nil {
+			return nil, smc.Target{}, err
+		}
+	}
+	if sc.Eta != nil {
+		k.Eta = *sc.Eta
+		if err := k.Validate(); err != nil {
+			return nil, smc.Target{}, fmt.Errorf("experiments: smc.eta = %v: %w", *sc.Eta, err)
+		}
+	}
+	if m, err = conditionOn(m, sc, cfg.CheckpointPath()); err != nil {
+		return nil, smc.Target{}, err
+	}
 	models, dens, err := workerClones(m, sc.Workers)
 	if err != nil {
 		return nil, smc.Target{}, err
@@ -164,13 +178,29 @@ func buildInto(cfg Config, m *graph.Model, runs int, shas map[string]string) (*s
 		rev.DisableCache()
 	}
 	var base smc.Base = rev
-	if sc.Target == "product" {
+	if sc.Guidance != nil { // CFG: p(x|c)^w · p(x)^(1−w) from one conditional network
+		null, err := m.WithClass(graph.NullClass)
+		if err != nil {
+			return nil, smc.Target{}, err
+		}
+		_, dens2, err := workerClones(null, sc.Workers)
+		if err != nil {
+			return nil, smc.Target{}, err
+		}
+		w := *sc.Guidance
+		if base, err = smc.NewProduct(k, dens, dens2, w, 1-w, batch); err != nil {
+			return nil, smc.Target{}, err
+		}
+	} else if sc.Target == "product" {
 		if shas[sc.SecondModel], err = fileSHA256(sc.SecondModel); err != nil {
 			return nil, smc.Target{}, err
 		}
 		m2, _, err := loadModel(sc.SecondModel, "smc.second_model checkpoint", tk, "train it, or fix the path")
 		if err != nil {
 			return nil, smc.Target{}, err
+		}
+		if m2.Cfg.Classes > 0 {
+			return nil, smc.Target{}, fmt.Errorf("experiments: smc.second_model %s is class-conditional (model.classes = %d): for classifier-free guidance set smc.guidance and smc.class with the one conditional checkpoint", sc.SecondModel, m2.Cfg.Classes)
 		}
 		_, dens2, err := workerClones(m2, sc.Workers)
 		if err != nil {
@@ -183,6 +213,9 @@ func buildInto(cfg Config, m *graph.Model, runs int, shas map[string]string) (*s
 	reward, rgraphs, err := tk.Reward(sc.Workers)
 	if err != nil {
 		return nil, smc.Target{}, notPrepared(cfg, err)
+	}
+	if sc.Reward == "none" {
+		reward = nil // the engine's zero reward: the target is the base alone
 	}
 	target := smc.Target{Base: base, Reward: reward, Alpha: sc.Alpha}
 	var twist smc.Twist
@@ -279,4 +312,22 @@ func shapes(m *graph.Model, tk task.Task) (L, V, L0, V0 int) {
 	L, V = m.Shape()
 	L0, V0 = tk.Shape()
 	return
+}
+
+// conditionOn returns m conditioned on smc.class for a class-conditional
+// checkpoint, and m itself for an unconditional one; a class for an
+// unconditional checkpoint, or none for a conditional one, is an error.
+func conditionOn(m *graph.Model, sc SMCConfig, path string) (*graph.Model, error) {
+	K := m.Cfg.Classes
+	switch {
+	case K == 0 && sc.Class != nil:
+		return nil, fmt.Errorf("experiments: smc.class = %d needs a class-conditional checkpoint, and %s is unconditional (train one with model.classes > 0, e.g. ddsmc train mnist-cond)", *sc.Class, path)
+	case K == 0:
+		return m, nil
+	case sc.Class == nil:
+		return nil, fmt.Errorf("experiments: %s is class-conditional (model.classes = %d): set smc.class to a class 0..%d, or to -1 for its unconditional null class", path, K, K-1)
+	case *sc.Class >= K:
+		return nil, fmt.Errorf("experiments: smc.class = %d outside the checkpoint's classes 0..%d", *sc.Class, K-1)
+	}
+	return m.WithClass(*sc.Class)
 }

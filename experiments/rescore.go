@@ -28,52 +28,27 @@ func RescoreSweep(sc *SweepConfig, dir string, log io.Writer) (int, error) {
 	if log == nil {
 		log = io.Discard
 	}
-	fp, err := sc.Fingerprint()
-	if err != nil {
-		return 0, err
-	}
-	meta, err := readSweepMeta(dir)
-	if err != nil {
-		return 0, err
-	}
-	if meta.Fingerprint != fp {
-		return 0, fmt.Errorf("experiments: %s holds sweep %q (fingerprint %.12s), not %q (%.12s)", dir, meta.Name, meta.Fingerprint, sc.Name, fp)
-	}
-	env, err := OpenEnv(sc.base, false, log)
+	env, pts, err := openFinished(sc, dir, log)
 	if err != nil {
 		return 0, err
 	}
 	L, _ := sc.base.Task.Shape()
-	pts, err := sc.Points()
-	if err != nil {
-		return 0, err
-	}
 	records := map[[2]int]Record{}
 	for _, pt := range pts {
 		for r := range sc.Repeats {
 			d := runDir(dir, pt.Index, r)
-			rec, err := ReadRecord(d)
+			rec, x, err := readRunOutputs(d, pt, L, "rescored")
 			if errors.Is(err, fs.ErrNotExist) {
 				continue // not run yet
 			}
 			if err != nil {
 				return 0, err
 			}
-			if pt.SMC.Final == string(smc.FinalWeighted) {
-				return 0, fmt.Errorf("experiments: run %s has weighted outputs (final = \"weighted\"), whose weights are not saved: it cannot be rescored", d)
-			}
-			x, l, err := readSamples(filepath.Join(d, "samples.csv"))
-			if err != nil {
-				return 0, err
-			}
-			if l != L {
-				return 0, fmt.Errorf("experiments: %s/samples.csv has %d tokens per row, want %d", d, l, L)
-			}
 			logZ, ok := rec.Metrics["log_z"]
 			if !ok {
 				logZ = math.NaN()
 			}
-			out := task.Outputs{L: L, Samples: x, Alpha: pt.SMC.Alpha, LogZ: logZ, Dir: d}
+			out := task.Outputs{L: L, Samples: x, Alpha: pt.SMC.Alpha, LogZ: logZ, Dir: d, Classes: outputClasses(pt.SMC, len(x)/L)}
 			m := map[string]float64{}
 			if err := env.outputMetrics(out, nil, m); err != nil {
 				return 0, fmt.Errorf("experiments: rescoring %s: %w", d, err)
@@ -102,4 +77,40 @@ func RescoreSweep(sc *SweepConfig, dir string, log io.Writer) (int, error) {
 	}
 	fmt.Fprintf(log, "rescored %d runs of %s; results in %s\n", len(records), sc.Name, filepath.Join(dir, "results.csv"))
 	return len(records), nil
+}
+
+// readRunOutputs reads a finished run's record and output samples (an
+// error wrapping fs.ErrNotExist if it has not finished). Runs with weighted
+// outputs are refused: their weights are not saved, so they cannot be
+// what (rescored, pooled) from their samples.
+func readRunOutputs(d string, pt Point, L int, what string) (Record, []int, error) {
+	rec, err := ReadRecord(d)
+	if err != nil {
+		return rec, nil, err
+	}
+	if pt.SMC.Final == string(smc.FinalWeighted) {
+		return rec, nil, fmt.Errorf("experiments: run %s has weighted outputs (final = \"weighted\"), whose weights are not saved: it cannot be %s", d, what)
+	}
+	x, l, err := readSamples(filepath.Join(d, "samples.csv"))
+	if err != nil {
+		return rec, nil, err
+	}
+	if l != L {
+		return rec, nil, fmt.Errorf("experiments: %s/samples.csv has %d tokens per row, want %d", d, l, L)
+	}
+	return rec, x, nil
+}
+
+// openFinished checks that dir holds sweep sc and opens its environment
+// and points, for work on the finished runs (rescoring, pooling).
+func openFinished(sc *SweepConfig, dir string, log io.Writer) (*Env, []Point, error) {
+	if err := checkSweepDir(sc, dir); err != nil {
+		return nil, nil, err
+	}
+	env, err := OpenEnv(sc.base, false, log)
+	if err != nil {
+		return nil, nil, err
+	}
+	pts, err := sc.Points()
+	return env, pts, err
 }

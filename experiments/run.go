@@ -242,6 +242,7 @@ func (e *Env) record(r RunSpec, sr *smc.Result, info RunInfo) (res *Result, err 
 		}
 		info.Proposal, info.Twist, info.Resampler = sr.ProposalName, sr.TwistName, sr.ResamplerName
 	}
+	out.Classes = outputClasses(sc, out.N())
 	var rw []float64 // the engine's rewards of the outputs (nil for target draws)
 	if sr != nil {
 		rw = sr.SampleReward

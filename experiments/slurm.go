@@ -313,6 +313,11 @@ func RunSweepSlurm(sc *SweepConfig, raw []byte, dir string, o SlurmOptions, log 
 		return out, fmt.Errorf("experiments: slurm: %d of %d runs are missing after the jobs ended (failed or cancelled tasks; see %s/slurm/*.out): re-run the same command to resubmit exactly those", n, pl.total(), dir)
 	}
 	fmt.Fprintf(log, "sweep %s: all %d runs done; results in %s\n", sc.Name, pl.total(), filepath.Join(dir, "results.csv"))
+	if sc.Pool != nil {
+		if _, err := PoolSweep(sc, dir, log); err != nil {
+			return out, err
+		}
+	}
 	return out, nil
 }
 

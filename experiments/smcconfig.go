@@ -64,6 +64,27 @@ type SMCConfig struct {
 	Prompt      string    `toml:"prompt"`
 	SecondModel string    `toml:"second_model"` // p₂'s checkpoint (product target)
 	Exponents   []float64 `toml:"exponents"`    // [a, b] (product target)
+	// Class conditions a class-conditional denoiser (model.classes > 0) on
+	// a class: 0..classes−1, or −1 for its null class (the unconditional
+	// p(x)). Required for such a checkpoint, an error for any other. nil =
+	// not set. The class is also the outputs' label for the task's metrics
+	// (task.Outputs.Classes).
+	Class *int `toml:"class" json:",omitempty"`
+	// Guidance is the classifier-free guidance weight w > 0: with target =
+	// "product" and a class c, the target is p(x | c)^w · p(x)^{1−w}, both
+	// factors from the one conditional checkpoint (class c and the null
+	// class), instead of second_model and exponents. nil = not set.
+	Guidance *float64 `toml:"guidance" json:",omitempty"`
+	// Steps, when > 0, overrides diffusion.steps (T) for the run, so a
+	// sweep can vary the number of denoising steps of one trained model.
+	Steps int `toml:"steps" json:",omitempty"`
+	// Eta, when set, overrides diffusion.eta (ReMDM remasking η in [0, 1])
+	// for the run.
+	Eta *float64 `toml:"eta" json:",omitempty"`
+	// Reward is "task" (the default: the task's reward tilts the target by
+	// exp(r/α)) or "none" (no tilt: the target is the base alone, e.g. the
+	// plain CFG product; alpha is then unused).
+	Reward string `toml:"reward" json:",omitempty"`
 }
 
 // OutDir returns where RunSMC writes: smc.dir, or <out>/smc.
@@ -210,6 +231,40 @@ func (c *SMCConfig) lambda() smc.Lambda {
 
 // validateTarget checks the target settings.
 func (c *SMCConfig) validateTarget() error {
+	switch c.Reward {
+	case "", "task":
+	case "none":
+		if c.Twist == "grad" || c.Proposal == "grad" {
+			return fmt.Errorf("smc.reward = \"none\": proposal %q with twist %q needs a reward gradient; use the reverse proposal", c.Proposal, c.Twist)
+		}
+	default:
+		return fmt.Errorf("smc.reward = %q: want task or none", c.Reward)
+	}
+	if c.Steps < 0 {
+		return fmt.Errorf("smc.steps = %d: want T > 0, or 0 for diffusion.steps", c.Steps)
+	}
+	if c.Eta != nil && !(*c.Eta >= 0 && *c.Eta <= 1) {
+		return fmt.Errorf("smc.eta = %v: the ReMDM remasking η must be in [0, 1]", *c.Eta)
+	}
+	if c.Class != nil && *c.Class < -1 {
+		return fmt.Errorf("smc.class = %d: want a class 0, 1, … or -1 for the null class", *c.Class)
+	}
+	if c.Guidance != nil {
+		w := *c.Guidance
+		switch {
+		case !(w > 0) || math.IsInf(w, 1):
+			return fmt.Errorf("smc.guidance = %v: the guidance weight must be finite and > 0", w)
+		case c.Target != "product":
+			return fmt.Errorf("smc.guidance = %v needs smc.target = \"product\" (the CFG target p(x|c)^w·p(x)^(1−w))", w)
+		case c.Class == nil || *c.Class < 0:
+			return fmt.Errorf("smc.guidance = %v needs smc.class, the class c of p(x | c) (0, 1, …)", w)
+		case c.SecondModel != "" || c.Exponents != nil:
+			return fmt.Errorf("smc.guidance = %v takes both factors from the one class-conditional checkpoint: remove smc.second_model and smc.exponents", w)
+		case c.Twist == "grad" || c.Proposal == "grad" || c.Proposal == "learned":
+			return fmt.Errorf("smc.target = \"product\" works with the reverse and lop proposals and the none, mc and exact twists, not proposal %q with twist %q", c.Proposal, c.Twist)
+		}
+		return nil
+	}
 	switch c.Target {
 	case "tilted":
 		if c.SecondModel != "" || c.Exponents != nil {

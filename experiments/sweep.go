@@ -45,6 +45,11 @@ type SweepConfig struct {
 	// array of such tables ([[sweep]]) whose products are concatenated,
 	// for ablations whose lists differ by method.
 	Sweep any `toml:"sweep"`
+	// Pool, when set, also evaluates the task's metrics on the union of
+	// the outputs of groups of runs (pooled.csv; see PoolSweep): for
+	// metrics that need many samples, such as a Fréchet distance over all
+	// classes or dist-n over a prompt's runs.
+	Pool *PoolConfig `toml:"pool"`
 
 	base   Config   // the resolved base experiment
 	blocks [][]axis // each block's swept settings, "variant" first, then sorted
@@ -235,6 +240,9 @@ func (sc *SweepConfig) resolve() error {
 			return fmt.Errorf("point %s: %w", describe(pt.Settings), err)
 		}
 	}
+	if sc.Pool != nil {
+		return sc.Pool.check(sc.cols)
+	}
 	return nil
 }
 
@@ -395,6 +403,11 @@ func RunSweep(sc *SweepConfig, raw []byte, dir string, log io.Writer) ([]Record,
 		return out, err
 	}
 	fmt.Fprintf(log, "sweep %s: %d runs in %s; results in %s\n", sc.Name, pl.total(), fmtDur(time.Since(start).Seconds()), filepath.Join(dir, "results.csv"))
+	if sc.Pool != nil {
+		if _, err := PoolSweep(sc, dir, log); err != nil {
+			return out, err
+		}
+	}
 	return out, nil
 }
 
@@ -724,7 +737,14 @@ func (sc *SweepConfig) checkTables() error {
 func checkSMCValue(path, k string, v any) error {
 	f, _ := fieldByTag(reflect.TypeFor[SMCConfig](), k)
 	want := ""
-	switch f.Type.Kind() {
+	ft := f.Type
+	if ft != nil && ft.Kind() == reflect.Pointer {
+		ft = ft.Elem()
+	}
+	if ft == nil {
+		return nil
+	}
+	switch ft.Kind() {
 	case reflect.Int:
 		if _, ok := v.(int64); !ok {
 			want = "an integer"

@@ -23,13 +23,19 @@ func (c *Config) CheckpointPath() string { return filepath.Join(c.Out, "denoiser
 
 // TrainReport summarises a training run.
 type TrainReport struct {
-	Config      string              `json:"config"`
-	Steps       int                 `json:"steps"`
-	Seconds     float64             `json:"seconds"`
-	StepsPerSec float64             `json:"steps_per_sec"`
-	ValELBO     float64             `json:"val_neg_elbo_nats_per_token"`
-	ValELBOErr  float64             `json:"val_neg_elbo_stderr"`
-	ValBits     float64             `json:"val_neg_elbo_bits_per_token"` // ValELBO / ln 2 (bits per pixel for images)
+	Config      string  `json:"config"`
+	Steps       int     `json:"steps"`
+	Seconds     float64 `json:"seconds"`
+	StepsPerSec float64 `json:"steps_per_sec"`
+	ValELBO     float64 `json:"val_neg_elbo_nats_per_token"`
+	ValELBOErr  float64 `json:"val_neg_elbo_stderr"`
+	ValBits     float64 `json:"val_neg_elbo_bits_per_token"` // ValELBO / ln 2 (bits per pixel for images)
+	// CondELBO (class-conditional denoisers only) is the held-out −ELBO of
+	// p(x | c) with each row's own class, in nats/token, and its bits; the
+	// Val fields above are then the unconditional p(x) (null class).
+	CondELBO    float64             `json:"val_cond_neg_elbo_nats_per_token,omitempty"`
+	CondELBOErr float64             `json:"val_cond_neg_elbo_stderr,omitempty"`
+	CondBits    float64             `json:"val_cond_neg_elbo_bits_per_token,omitempty"`
 	Entropy     float64             `json:"data_entropy_nats_per_token"`
 	Params      int                 `json:"params"`
 	BLAS        string              `json:"blas"`
@@ -53,6 +59,18 @@ func TrainDenoiser(cfg Config, log io.Writer) (*TrainReport, error) {
 	m, err := graph.New(mc)
 	if err != nil {
 		return nil, err
+	}
+	var trainData objectives.Data = train
+	var valLabels []int
+	if mc.Classes > 0 {
+		var trainLabels []int
+		if trainLabels, valLabels, err = classLabels(cfg.Task, mc.Classes); err != nil {
+			return nil, err
+		}
+		if len(trainLabels) != train.Len() || len(valLabels) != val.Len() {
+			return nil, fmt.Errorf("experiments: task %s has %d/%d labels for %d/%d train/val rows", cfg.Task.Name(), len(trainLabels), len(valLabels), train.Len(), val.Len())
+		}
+		trainData = labelledData{train, trainLabels}
 	}
 	sched, err := diffusion.ParseSchedule(cfg.Diffusion.Schedule, cfg.Diffusion.Eps)
 	if err != nil {
@@ -78,7 +96,7 @@ func TrainDenoiser(cfg Config, log io.Writer) (*TrainReport, error) {
 		})
 	}
 	start := time.Now()
-	curve, err := objectives.Train(tr, train, objectives.Hooks{Progress: log, Validate: validate, Checkpoint: ckpt})
+	curve, err := objectives.Train(tr, trainData, objectives.Hooks{Progress: log, Validate: validate, Checkpoint: ckpt})
 	if err != nil {
 		return nil, err
 	}
@@ -89,6 +107,14 @@ func TrainDenoiser(cfg Config, log io.Writer) (*TrainReport, error) {
 	}
 	rep := &TrainReport{Config: cfg.Name, Steps: tr.Steps(), Seconds: secs, StepsPerSec: float64(tr.Steps()) / secs,
 		ValELBO: lastVal, ValELBOErr: lastErr, ValBits: lastVal / math.Ln2, Entropy: entropy, Params: m.Store.NumParams(), BLAS: graph.BLAS(), Curve: curve}
+	if mc.Classes > 0 {
+		if rep.CondELBO, rep.CondELBOErr, err = conditionalELBO(m, sched, val, valLabels, cfg); err != nil {
+			return nil, err
+		}
+		rep.CondBits = rep.CondELBO / math.Ln2
+		fmt.Fprintf(log, "held-out -ELBO: conditional p(x | c) %.4f ± %.4f nats/token = %.4f bits/token; unconditional p(x) %.4f bits/token\n",
+			rep.CondELBO, rep.CondELBOErr, rep.CondBits, rep.ValBits)
+	}
 	if err := writeCurve(filepath.Join(cfg.Out, "train_curve.csv"), curve); err != nil {
 		return nil, err
 	}
@@ -119,6 +145,9 @@ func SampleDenoiser(cfg Config, log io.Writer) (any, error) {
 		return nil, err
 	}
 	L, _ := cfg.Task.Shape()
+	if m.Cfg.Classes > 0 {
+		return sampleConditional(cfg, m, log)
+	}
 	rng := rand.New(rand.NewPCG(cfg.Sample.Seed, 3))
 	start := time.Now()
 	x, err := diffusion.Sample(rng, k, m, grid, cfg.Sample.N, cfg.Sample.Batch)
@@ -164,6 +193,71 @@ func SampleDenoiser(cfg Config, log io.Writer) (any, error) {
 	return rep, writeJSON(filepath.Join(cfg.Out, "sample_summary.json"), rep)
 }
 
+// sampleConditional is SampleDenoiser for a class-conditional denoiser:
+// sample.n samples split evenly over the classes (and as many from the
+// null class), each class's panel scored by the task's evaluator with the
+// class as its outputs' label, drawn in one figure.
+func sampleConditional(cfg Config, m *graph.Model, log io.Writer) (any, error) {
+	k, grid, err := cfg.Kernel()
+	if err != nil {
+		return nil, err
+	}
+	L, _ := cfg.Task.Shape()
+	K := m.Cfg.Classes
+	per := max(1, cfg.Sample.N/K)
+	ev, err := cfg.Task.Evaluator(task.Model{Denoiser: m, Kernel: k, Grid: grid, Batch: cfg.Sample.Batch})
+	if err != nil {
+		return nil, notPrepared(cfg, err)
+	}
+	start := time.Now()
+	var all []int
+	var panels []task.Panel
+	type classReport struct {
+		Class   int                `json:"class"`
+		Metrics map[string]float64 `json:"metrics"`
+	}
+	var reps []classReport
+	for c := -1; c < K; c++ {
+		v, err := m.WithClass(c)
+		if err != nil {
+			return nil, err
+		}
+		rng := rand.New(rand.NewPCG(cfg.Sample.Seed, uint64(4+c)))
+		x, err := diffusion.Sample(rng, k, v, grid, per, cfg.Sample.Batch)
+		if err != nil {
+			return nil, err
+		}
+		out := task.Outputs{L: L, Samples: x, LogZ: math.NaN(), Alpha: cfg.SMC.Alpha}
+		title := "null class (unconditional)"
+		if c >= 0 {
+			all = append(all, x...)
+			out.Classes = make([]int, per)
+			for i := range out.Classes {
+				out.Classes[i] = c
+			}
+			title = fmt.Sprintf("class %d", c)
+		}
+		mt, err := ev.Evaluate(rand.New(rand.NewPCG(cfg.Sample.Seed, 7)), out)
+		if err != nil {
+			return nil, err
+		}
+		panels = append(panels, task.Panel{Title: title, Out: out, Metrics: mt})
+		reps = append(reps, classReport{Class: c, Metrics: mt})
+		fmt.Fprintf(log, "%s: %d samples; acc %.3f, acc_val %.3f\n", title, per, mt["acc"], mt["acc_val"])
+	}
+	secs := time.Since(start).Seconds()
+	path := filepath.Join(cfg.Out, "samples.csv")
+	if err := writeSamples(path, all, L); err != nil {
+		return nil, err
+	}
+	if err := cfg.Task.Render(filepath.Join(cfg.Out, "samples.png"), panels); err != nil {
+		return nil, err
+	}
+	rep := map[string]any{"config": cfg.Name, "per_class": per, "steps": grid.Steps(), "seconds": secs, "samples": path, "classes": reps}
+	fmt.Fprintf(log, "sampled %d per class (+ null) with T=%d in %.1fs; wrote %s, samples.png and sample_summary.json\n", per, grid.Steps(), secs, path)
+	return rep, writeJSON(filepath.Join(cfg.Out, "sample_summary.json"), rep)
+}
+
 // plotCurve draws the training loss and the held-out −ELBO of a curve.
 func plotCurve(path string, curve []objectives.Record, name string) error {
 	var step, loss, vs, val []float64
@@ -187,4 +281,71 @@ func writeCurve(path string, curve []objectives.Record) error {
 		}
 		return nil
 	})
+}
+
+// labelledData gives a class-conditional trainer each row's label.
+type labelledData struct {
+	*task.Dataset
+	labels []int
+}
+
+// Label implements objectives.LabelledData.
+func (d labelledData) Label(i int) int { return d.labels[i] }
+
+// classLabels returns the train and val labels of a task for a
+// class-conditional denoiser with the given number of classes.
+func classLabels(tk task.Task, classes int) (train, val []int, err error) {
+	lt, ok := tk.(task.Labelled)
+	if !ok {
+		return nil, nil, fmt.Errorf("experiments: model.classes = %d but task %s has no class labels", classes, tk.Name())
+	}
+	if lt.Classes() != classes {
+		return nil, nil, fmt.Errorf("experiments: model.classes = %d but task %s has %d classes", classes, tk.Name(), lt.Classes())
+	}
+	if train, err = lt.Labels("train"); err != nil {
+		return nil, nil, err
+	}
+	if val, err = lt.Labels("val"); err != nil {
+		return nil, nil, err
+	}
+	return train, val, nil
+}
+
+// conditionalELBO is the held-out −ELBO of a class-conditional model with
+// each row conditioned on its own class: the per-class ELBOs of the
+// class's rows, weighted by their counts (standard errors combined).
+func conditionalELBO(m *graph.Model, sched diffusion.Schedule, val *task.Dataset, labels []int, cfg Config) (mean, stderr float64, err error) {
+	var sum, varSum float64
+	n := 0
+	for c := 0; c < m.Cfg.Classes; c++ {
+		var rows []int
+		for i, y := range labels {
+			if y == c {
+				rows = append(rows, val.Row(i)...)
+			}
+		}
+		if len(rows) == 0 {
+			continue
+		}
+		d, err := task.NewDataset(val.L, val.V, rows)
+		if err != nil {
+			return 0, 0, err
+		}
+		v, err := m.WithClass(c)
+		if err != nil {
+			return 0, 0, err
+		}
+		e, se, err := objectives.ValidationELBO(v, sched, d, cfg.Train.ValSamples, 1000, cfg.Data.Seed+99)
+		if err != nil {
+			return 0, 0, err
+		}
+		k := d.Len()
+		sum += float64(k) * e
+		varSum += float64(k*k) * se * se
+		n += k
+	}
+	if n == 0 {
+		return 0, 0, fmt.Errorf("experiments: no labelled held-out rows for the conditional ELBO")
+	}
+	return sum / float64(n), math.Sqrt(varSum) / float64(n), nil
 }

@@ -21,6 +21,10 @@ type Model struct {
 	Cfg   Config
 	Store *layers.Store
 
+	// class is the class every call conditions on (NullClass = none);
+	// see WithClass.
+	class int
+
 	mu   sync.Mutex
 	fwd  map[int]*compiled
 	grad map[int]*compiled
@@ -46,7 +50,7 @@ func New(cfg Config) (*Model, error) {
 	if err != nil {
 		return nil, err
 	}
-	m := &Model{Cfg: cfg, Store: s, fwd: map[int]*compiled{}, grad: map[int]*compiled{}}
+	m := &Model{Cfg: cfg, Store: s, class: NullClass, fwd: map[int]*compiled{}, grad: map[int]*compiled{}}
 	// Building once creates every parameter in the store.
 	unlock := LockBuild()
 	_, err = Build(cfg, layers.NewCtx(s, false), 1)
@@ -64,6 +68,7 @@ func (m *Model) Clone() (*Model, error) {
 	if err != nil {
 		return nil, err
 	}
+	c.class = m.class
 	for _, n := range m.Store.Names() {
 		if err := layers.SetFloat64s(c.Store.Get(n), layers.Float64s(m.Store.Get(n), nil)); err != nil {
 			return nil, err
@@ -79,8 +84,28 @@ func (m *Model) Clone() (*Model, error) {
 // headers over the shared data, which Gorgonia needs for concurrent use).
 // Do not train m while views of it run.
 func (m *Model) View() *Model {
-	return &Model{Cfg: m.Cfg, Store: m.Store, fwd: map[int]*compiled{}, grad: map[int]*compiled{}}
+	return &Model{Cfg: m.Cfg, Store: m.Store, class: m.class, fwd: map[int]*compiled{}, grad: map[int]*compiled{}}
 }
+
+// WithClass returns a view of a class-conditional model (View) whose calls
+// all condition on class c: p(x | c) for c in 0..Classes−1, or the
+// unconditional p(x) for c = NullClass. It is an error for an
+// unconditional model or a class out of range.
+func (m *Model) WithClass(c int) (*Model, error) {
+	if m.Cfg.Classes == 0 {
+		return nil, fmt.Errorf("graph: a class (%d) for an unconditional denoiser: it needs model.classes > 0 (a class-conditional checkpoint)", c)
+	}
+	if c != NullClass && (c < 0 || c >= m.Cfg.Classes) {
+		return nil, fmt.Errorf("graph: class %d outside 0..%d (or %d for none)", c, m.Cfg.Classes-1, NullClass)
+	}
+	v := m.View()
+	v.class = c
+	return v, nil
+}
+
+// Class returns the class the model's calls condition on (NullClass for
+// an unconditional model or the null class).
+func (m *Model) Class() int { return m.class }
 
 // LoadBase copies every parameter of base into m by name, for fine-tuning
 // a LoRA model (m.Cfg.LoRARank > 0) from a trained base model with the same
@@ -220,6 +245,9 @@ func (m *Model) program(B int, withGrad bool) (*compiled, error) {
 	if net.TF != nil {
 		inputs = append(inputs, net.TF)
 	}
+	if net.C != nil {
+		inputs = append(inputs, net.C)
+	}
 	prog, locs, err := G.CompileFunction(ctx.G, inputs, G.Nodes{net.Flat})
 	if err != nil {
 		return nil, fmt.Errorf("graph: compile B=%d: %w", B, err)
@@ -275,6 +303,9 @@ func (m *Model) call(t, out, dx []float64, set func(c *compiled) error) error {
 	defer m.mu.Unlock()
 	c, err := m.program(B, dx != nil)
 	if err != nil {
+		return err
+	}
+	if err := c.in.SetClass(m.class); err != nil {
 		return err
 	}
 	if err := set(c); err != nil {

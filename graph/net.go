@@ -37,7 +37,19 @@ type Config struct {
 	// Must be finite and ≥ 0. Both fields are omitted from the JSON when 0,
 	// so configs without adapters serialise exactly as before.
 	LoRAAlpha float64 `toml:"lora_alpha" json:"lora_alpha,omitempty"`
+	// Classes > 0 makes the denoiser class-conditional: a one-hot class
+	// input over Classes+1 values, the last (NullClass) standing for "no
+	// class", is embedded to width Embed and added to every position
+	// (transformer) or appended to the flattened embedding (MLP). Trained
+	// with label dropout (objectives.TrainConfig.LabelDropout), one network
+	// gives both p(x | c) and p(x), the two factors of classifier-free
+	// guidance. 0 (the default) = unconditional; omitted from the JSON.
+	Classes int `toml:"classes" json:"classes,omitempty"`
 }
+
+// NullClass is the class index that stands for "no class" in a
+// class-conditional model's calls (Model.WithClass).
+const NullClass = -1
 
 // DefaultConfig returns the paper's GMM MLP (§6(a1): embedding 64, hidden
 // 64, 2 hidden layers, no time input) for sequences of length L over V.
@@ -64,6 +76,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("graph: model.heads = %d: must be positive and divide model.embed = %d", c.Heads, c.Embed)
 	case c.DType != "float32" && c.DType != "float64":
 		return fmt.Errorf("graph: model.dtype = %q: want \"float32\" or \"float64\"", c.DType)
+	case c.Classes < 0:
+		return fmt.Errorf("graph: model.classes = %d: must be ≥ 0 (0 = unconditional)", c.Classes)
 	case c.LoRARank < 0:
 		return fmt.Errorf("graph: model.lora_rank = %d: must be ≥ 0 (0 = no adapters)", c.LoRARank)
 	case math.IsNaN(c.LoRAAlpha) || math.IsInf(c.LoRAAlpha, 0) || c.LoRAAlpha < 0:
@@ -89,6 +103,7 @@ type Net struct {
 	B      int
 	X      *G.Node // one-hot or soft one-hot x_t, [B, L, V+1]; index V is MASK
 	TF     *G.Node // time features, [B, TimeDim]; nil without time input
+	C      *G.Node // one-hot class, [B, Classes+1] (last = null class); nil if unconditional
 	Logits *G.Node // x0-logits, [B, L, V]
 	Flat   *G.Node // the same logits as a matrix, [B·L, V]
 }
@@ -122,6 +137,13 @@ func Build(cfg Config, c *layers.Ctx, B int) (net *Net, err error) {
 			return nil, err
 		}
 	}
+	var cemb *G.Node
+	if cfg.Classes > 0 {
+		net.C = c.Input("class", B, cfg.Classes+1)
+		if cemb, err = layers.Linear(c, "class", net.C, D, false); err != nil {
+			return nil, err
+		}
+	}
 	h, err := layers.InputProjection(c, "embed", G.Must(G.Reshape(net.X, tensor.Shape{B * L, V + 1})), D)
 	if err != nil {
 		return nil, err
@@ -129,9 +151,11 @@ func Build(cfg Config, c *layers.Ctx, B int) (net *Net, err error) {
 	switch cfg.Arch {
 	case "mlp":
 		h = G.Must(G.Reshape(h, tensor.Shape{B, L * D}))
-		if temb != nil {
-			if h, err = layers.ConcatCols(h, temb); err != nil {
-				return nil, err
+		for _, e := range []*G.Node{temb, cemb} {
+			if e != nil {
+				if h, err = layers.ConcatCols(h, e); err != nil {
+					return nil, err
+				}
 			}
 		}
 		widths := make([]int, 0, cfg.Layers+1)
@@ -146,9 +170,11 @@ func Build(cfg Config, c *layers.Ctx, B int) (net *Net, err error) {
 		if h, err = layers.AddPositional(c, "pos", h, B, L); err != nil {
 			return nil, err
 		}
-		if temb != nil {
-			if h, err = layers.AddPerSequence(h, temb, B, L); err != nil {
-				return nil, err
+		for _, e := range []*G.Node{temb, cemb} {
+			if e != nil {
+				if h, err = layers.AddPerSequence(h, e, B, L); err != nil {
+					return nil, err
+				}
 			}
 		}
 		for i := 0; i < cfg.Layers; i++ {
@@ -173,6 +199,9 @@ type Inputs struct {
 	X   *tensor.Dense
 	TF  *tensor.Dense
 	tf  []float64
+	C   *tensor.Dense // one-hot classes [B, Classes+1]; nil if unconditional
+	cv  []float64
+	cls []int // the classes C holds, per row (NullClass = none)
 }
 
 // NewInputs allocates the input tensors of a batch of B sequences.
@@ -183,7 +212,72 @@ func NewInputs(cfg Config, B int) *Inputs {
 		in.tf = make([]float64, B*cfg.TimeDim)
 		in.TF = layers.NewDense(cfg.dtype(), []int{B, cfg.TimeDim}, in.tf)
 	}
+	if cfg.Classes > 0 {
+		in.cv = make([]float64, B*(cfg.Classes+1))
+		in.cls = make([]int, B)
+		for b := range in.cls {
+			in.cls[b] = NullClass
+			in.cv[b*(cfg.Classes+1)+cfg.Classes] = 1
+		}
+		in.C = layers.NewDense(cfg.dtype(), []int{B, cfg.Classes + 1}, in.cv)
+	}
 	return in
+}
+
+// SetClasses writes the per-row classes of a class-conditional net (length
+// B; each in 0..Classes−1, or NullClass for "no class"). Rows whose class
+// is unchanged cost nothing.
+func (in *Inputs) SetClasses(cls []int) error {
+	K := in.cfg.Classes
+	if K == 0 {
+		return fmt.Errorf("graph: classes given to an unconditional denoiser (model.classes = 0)")
+	}
+	if len(cls) != len(in.cls) {
+		return fmt.Errorf("graph: %d classes for a batch of %d", len(cls), len(in.cls))
+	}
+	changed := false
+	for b, c := range cls {
+		if c != NullClass && (c < 0 || c >= K) {
+			return fmt.Errorf("graph: class %d of row %d outside 0..%d (or %d for none)", c, b, K-1, NullClass)
+		}
+		if c == in.cls[b] {
+			continue
+		}
+		row := in.cv[b*(K+1) : (b+1)*(K+1)]
+		clear(row)
+		if c == NullClass {
+			row[K] = 1
+		} else {
+			row[c] = 1
+		}
+		in.cls[b], changed = c, true
+	}
+	if !changed {
+		return nil
+	}
+	return layers.SetFloat64s(in.C, in.cv)
+}
+
+// SetClass gives every row the class c (a no-op for an unconditional net).
+func (in *Inputs) SetClass(c int) error {
+	if in.C == nil {
+		return nil
+	}
+	if same := func() bool {
+		for _, x := range in.cls {
+			if x != c {
+				return false
+			}
+		}
+		return true
+	}(); same {
+		return nil
+	}
+	cls := make([]int, len(in.cls))
+	for b := range cls {
+		cls[b] = c
+	}
+	return in.SetClasses(cls)
 }
 
 // SetTokens writes the one-hot encoding of xt (length B·L, values 0..V with
@@ -252,6 +346,11 @@ func (in *Inputs) Bind(n *Net) error {
 	if n.TF != nil {
 		if err := G.Let(n.TF, in.TF); err != nil {
 			return fmt.Errorf("graph: bind time: %w", err)
+		}
+	}
+	if n.C != nil {
+		if err := G.Let(n.C, in.C); err != nil {
+			return fmt.Errorf("graph: bind class: %w", err)
 		}
 	}
 	return nil

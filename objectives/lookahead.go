@@ -191,6 +191,9 @@ func (la *LookAhead) build() (err error) {
 		return err
 	}
 	la.in = graph.NewInputs(la.model.Cfg, B)
+	if err := la.in.SetClass(la.model.Class()); err != nil {
+		return err
+	}
 	if err := la.in.Bind(net); err != nil {
 		return err
 	}

@@ -23,6 +23,13 @@ type Data interface {
 	Row(i int) []int
 }
 
+// LabelledData is Data with a class label per row, which a
+// class-conditional model (graph.Config.Classes > 0) trains on.
+type LabelledData interface {
+	Data
+	Label(i int) int
+}
+
 // MDLMLoss is the MDLM continuous-time ELBO on a batch, as a Gorgonia graph
 // bound to a model's master weights:
 //
@@ -40,6 +47,11 @@ type MDLMLoss struct {
 	// masked tokens (TrainConfig.Loss = "masked_ce") instead of the
 	// schedule-weighted ELBO.
 	MaskedMean bool
+	// LabelDropout is the probability that a row of a class-conditional
+	// model's batch is shown the null class instead of its label
+	// (classifier-free guidance training), so that the one network learns
+	// p(x | c) and p(x).
+	LabelDropout float64
 
 	ctx    *layers.Ctx
 	net    *graph.Net
@@ -50,6 +62,7 @@ type MDLMLoss struct {
 	lossV  G.Value
 	x0, xt []int
 	t      []float64
+	cls    []int
 }
 
 // NewMDLMLoss builds the loss graph for batch size B. Its parameter nodes
@@ -129,14 +142,41 @@ func (f *MDLMLoss) SampleBatch(rng *rand.Rand, data Data) error {
 		return fmt.Errorf("objectives: empty data set")
 	}
 	L, _ := f.Model.Shape()
+	K := f.Model.Cfg.Classes
+	var ld LabelledData
+	if K > 0 {
+		var ok bool
+		if ld, ok = data.(LabelledData); !ok {
+			return fmt.Errorf("objectives: the denoiser is class-conditional (model.classes = %d) but the data have no labels", K)
+		}
+		if f.cls == nil {
+			f.cls = make([]int, f.B)
+		}
+	}
 	u := rng.Float64()
 	for b := 0; b < f.B; b++ {
-		row := data.Row(rng.IntN(n))
+		i := rng.IntN(n)
+		row := data.Row(i)
+		if ld != nil {
+			c := ld.Label(i)
+			if c < 0 || c >= K {
+				return fmt.Errorf("objectives: row %d has label %d, outside the model's classes 0..%d", i, c, K-1)
+			}
+			if rng.Float64() < f.LabelDropout {
+				c = graph.NullClass
+			}
+			f.cls[b] = c
+		}
 		if len(row) != L {
 			return fmt.Errorf("objectives: data row has length %d, model expects L = %d", len(row), L)
 		}
 		copy(f.x0[b*L:], row)
 		f.t[b] = TimeEps + (1-TimeEps)*math.Mod(u+float64(b)/float64(f.B), 1)
+	}
+	if ld != nil {
+		if err := f.in.SetClasses(f.cls); err != nil {
+			return err
+		}
 	}
 	return f.SetBatch(rng, f.x0, f.t)
 }

@@ -125,3 +125,38 @@ type fixedData struct{ rows [][]int }
 
 func (d *fixedData) Len() int        { return len(d.rows) }
 func (d *fixedData) Row(i int) []int { return d.rows[i] }
+
+// The cosine decay starts at 1 after the warm-up, is monotone, passes the
+// midpoint at half the remaining steps and ends at min_lr.
+func TestCosineDecayFactor(t *testing.T) {
+	c := TrainConfig{Steps: 1010, Warmup: 10, Decay: "cosine", MinLR: 0.2}
+	if f := c.lrFactor(4); math.Abs(f-0.5) > 1e-15 {
+		t.Errorf("warm-up step 4: factor %v, want 0.5", f)
+	}
+	if f := c.lrFactor(10); f != 1 {
+		t.Errorf("first step after warm-up: factor %v, want 1", f)
+	}
+	if f := c.lrFactor(510); math.Abs(f-0.6) > 1e-12 {
+		t.Errorf("midpoint: factor %v, want (1+0.2)/2 = 0.6", f)
+	}
+	if f := c.lrFactor(1010); math.Abs(f-0.2) > 1e-12 {
+		t.Errorf("end: factor %v, want min_lr 0.2", f)
+	}
+	prev := 2.0
+	for k := 10; k <= 1010; k++ {
+		f := c.lrFactor(k)
+		if f > prev {
+			t.Fatalf("factor rises at step %d: %v > %v", k, f, prev)
+		}
+		prev = f
+	}
+	if f := (TrainConfig{Steps: 100}).lrFactor(50); f != 1 {
+		t.Errorf("no warm-up, no decay: factor %v, want 1", f)
+	}
+	for _, bad := range []TrainConfig{{Decay: "linear"}, {Decay: "cosine", MinLR: 1.5}, {MinLR: math.NaN()}} {
+		bad.Steps, bad.Batch, bad.LR, bad.ValSamples = 1, 1, 0.1, 1
+		if err := bad.Validate(); err == nil {
+			t.Errorf("%+v: no error", bad)
+		}
+	}
+}

@@ -35,6 +35,37 @@ type TrainConfig struct {
 	// (0 = none): step k < Warmup moves the parameters by (k+1)/Warmup of
 	// Adam's update.
 	Warmup int `toml:"warmup"`
+	// Decay is the learning-rate decay after the warm-up: "" or "none"
+	// (constant), or "cosine" (half a cosine from lr down to MinLR·lr at
+	// step Steps). Like the warm-up it scales each step's Adam update.
+	Decay string `toml:"decay"`
+	// LabelDropout is the probability of showing a class-conditional
+	// model the null class instead of a row's label (classifier-free
+	// guidance training; typically 0.1–0.2). It must be 0 for an
+	// unconditional model.
+	LabelDropout float64 `toml:"label_dropout"`
+	// MinLR is the final fraction of lr under decay = "cosine" (default 0.1).
+	MinLR float64 `toml:"min_lr"`
+}
+
+// lrFactor is the fraction of Adam's update step k (0-based) takes: the
+// linear warm-up, then the decay.
+func (c TrainConfig) lrFactor(k int) float64 {
+	if c.Warmup > 0 && k < c.Warmup {
+		return float64(k+1) / float64(c.Warmup)
+	}
+	if c.Decay != "cosine" || c.Steps <= c.Warmup {
+		return 1
+	}
+	floor := c.MinLR
+	if floor == 0 {
+		floor = 0.1
+	}
+	p := float64(k-c.Warmup) / float64(c.Steps-c.Warmup)
+	if p > 1 {
+		p = 1
+	}
+	return floor + (1-floor)*0.5*(1+math.Cos(math.Pi*p))
 }
 
 // Validate reports the first out-of-range field, naming it.
@@ -56,6 +87,12 @@ func (c TrainConfig) Validate() error {
 		return fmt.Errorf("objectives: train.loss = %q: want elbo or masked_ce", c.Loss)
 	case c.Warmup < 0:
 		return fmt.Errorf("objectives: train.warmup = %d: must be >= 0", c.Warmup)
+	case c.Decay != "" && c.Decay != "none" && c.Decay != "cosine":
+		return fmt.Errorf("objectives: train.decay = %q: want none or cosine", c.Decay)
+	case !(c.MinLR >= 0 && c.MinLR <= 1):
+		return fmt.Errorf("objectives: train.min_lr = %v: must be in [0, 1] (a fraction of train.lr; 0 = the default 0.1)", c.MinLR)
+	case !(c.LabelDropout >= 0 && c.LabelDropout < 1):
+		return fmt.Errorf("objectives: train.label_dropout = %v: must be in [0, 1)", c.LabelDropout)
 	case c.CheckpointEvery < 0:
 		return fmt.Errorf("objectives: train.checkpoint_every = %d: must be ≥ 0", c.CheckpointEvery)
 	}
@@ -91,6 +128,10 @@ func NewTrainer(m *graph.Model, s diffusion.Schedule, cfg TrainConfig) (*Trainer
 		return nil, err
 	}
 	f.MaskedMean = cfg.Loss == "masked_ce"
+	f.LabelDropout = cfg.LabelDropout
+	if cfg.LabelDropout > 0 && m.Cfg.Classes == 0 {
+		return nil, fmt.Errorf("objectives: train.label_dropout = %v for an unconditional denoiser (model.classes = 0)", cfg.LabelDropout)
+	}
 	if _, err := G.Grad(f.Node(), f.Learnables()...); err != nil {
 		return nil, fmt.Errorf("objectives: gradient of the MDLM loss: %w", err)
 	}
@@ -119,9 +160,8 @@ func (t *Trainer) Step(data Data) (float64, error) {
 		return loss, fmt.Errorf("objectives: loss is %v at step %d (diverged or non-finite parameters; try a lower train.lr or train.clip)", loss, t.steps+1)
 	}
 	var before [][]float64
-	frac := 1.0
-	if t.Cfg.Warmup > 0 && t.steps < t.Cfg.Warmup {
-		frac = float64(t.steps+1) / float64(t.Cfg.Warmup)
+	frac := t.Cfg.lrFactor(t.steps)
+	if frac != 1 {
 		for _, n := range t.Loss.Learnables() {
 			before = append(before, layers.Float64s(n.Value().(*tensor.Dense), nil))
 		}
@@ -129,7 +169,7 @@ func (t *Trainer) Step(data Data) (float64, error) {
 	if err := t.adam.Step(G.NodesToValueGrads(t.Loss.Learnables())); err != nil {
 		return loss, fmt.Errorf("objectives: Adam step %d: %w", t.steps+1, err)
 	}
-	if before != nil { // warm-up: a fraction of Adam's update
+	if before != nil { // warm-up or decay: a fraction of Adam's update
 		for i, n := range t.Loss.Learnables() {
 			d := n.Value().(*tensor.Dense)
 			after := layers.Float64s(d, nil)

@@ -276,6 +276,7 @@ func cmdSweep(args []string, stdout, stderr io.Writer) error {
 	fs, c := newFlags("sweep", "<sweep.toml|name>", "Runs every point of the sweep's [sweep] table (Cartesian product) with `repeats` seeded\nrepeats, in parallel, into -out DIR (default runs/sweeps/<name>): results.csv (one row\nper run: the common metrics and the task's), runs/<point>-<repeat>/ (record, samples,\ntrace), sweep.json and sweep.toml (the plan and git commit), then draws the figures\n(ddsmc plot). Re-running resumes: finished runs are skipped. A DIR holding another sweep\nis refused. With -rescore, nothing is run: the output and task metrics of the finished\nruns are recomputed from their saved samples (e.g. after changing a judge).", stderr)
 	rescore := fs.Bool("rescore", false, "recompute the output and task metrics of the finished runs from their samples instead of running")
 	table := fs.Bool("table", false, "also print the summary table")
+	pool := fs.Bool("pool", false, "recompute only the sweep's [pool] tables (pooled.csv, pooled_mean.csv) from the finished runs' samples")
 	backend := fs.String("backend", "local", "where the runs execute: local (goroutines of this process) or slurm (one sbatch --array job)")
 	status := fs.Bool("status", false, "report the sweep directory given as the argument (runs done, Slurm jobs) and rebuild nothing")
 	var so experiments.SlurmOptions
@@ -324,6 +325,13 @@ func cmdSweep(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer stop()
+	if *pool {
+		if _, err := experiments.PoolSweep(sc, dir, stderr); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "pooled: %s\n", filepath.Join(dir, experiments.PooledFile))
+		return nil
+	}
 	if *rescore {
 		if _, err := experiments.RescoreSweep(sc, dir, stderr); err != nil {
 			return err

@@ -7,6 +7,7 @@ import (
 	"math"
 	"os"
 	"strconv"
+	"sync"
 
 	"gonum.org/v1/gonum/mat"
 
@@ -27,6 +28,14 @@ type imageEval struct {
 	// when the evaluator was built without data.
 	ref        []float64
 	refN, refD int
+	// allRef is the same for the held-out images of every class: the
+	// reference of outputs conditioned on different classes (a pooled
+	// classifier-free guidance run); built on first use by allRefFn.
+	allRef    []float64
+	allRefN   int
+	allRefFn  func() ([]float64, int, error)
+	allRefErr error
+	allRefOne sync.Once
 }
 
 // MetricNames lists the metrics imageEval.metrics returns, in order:
@@ -45,7 +54,12 @@ var MetricNames = []string{"reward_val", "acc", "acc_val", "diversity", "success
 // each image's reward under the main and the held-out classifier. With logw
 // (normalised log weights, one per image) the means are weighted;
 // accuracy-based success counts only images of positive weight.
-func (e *imageEval) metrics(samples []int, L int, logw []float64) (m map[string]float64, rm, rv []float64, err error) {
+//
+// classes, when not nil, gives each image its own class (a class-
+// conditional run's label): rewards and accuracies are then each image's
+// log p(class|x), and the FID analogue compares with the held-out images
+// of all classes.
+func (e *imageEval) metrics(samples []int, L int, logw []float64, classes []int) (m map[string]float64, rm, rv []float64, err error) {
 	n := len(samples) / L
 	if n == 0 || len(samples) != n*L {
 		return nil, nil, nil, fmt.Errorf("mnist: %d sample tokens is not a positive multiple of %d pixels", len(samples), L)
@@ -64,13 +78,31 @@ func (e *imageEval) metrics(samples []int, L int, logw []float64) (m map[string]
 	for _, k := range MetricNames { // every metric present, even when 0
 		m[k] = 0
 	}
+	if classes != nil && len(classes) != n {
+		return nil, nil, nil, fmt.Errorf("mnist: %d classes for %d samples", len(classes), n)
+	}
 	lp := func(c *objectives.Classifier) ([]float64, error) {
-		r, err := c.Reward(e.target)
-		if err != nil {
+		out := make([]float64, n)
+		if classes == nil {
+			r, err := c.Reward(e.target)
+			if err != nil {
+				return nil, err
+			}
+			return out, r.Reward(samples, out)
+		}
+		C := c.Cfg.Classes
+		z := make([]float64, n*C)
+		if err := c.Logits(samples, z); err != nil {
 			return nil, err
 		}
-		out := make([]float64, n)
-		return out, r.Reward(samples, out)
+		for i, y := range classes {
+			if y < 0 || y >= C {
+				return nil, fmt.Errorf("mnist: output %d has class %d, outside the classifier's 0..%d", i, y, C-1)
+			}
+			row := z[i*C : (i+1)*C]
+			out[i] = row[y] - smc.LogSumExp(row)
+		}
+		return out, nil
 	}
 	if rm, err = lp(e.main); err != nil {
 		return nil, nil, nil, err
@@ -103,8 +135,14 @@ func (e *imageEval) metrics(samples []int, L int, logw []float64) (m map[string]
 		return nil, nil, nil, err
 	}
 	m["fid"], m["is"] = math.NaN(), math.NaN()
-	if e.ref != nil && n >= 2 && dim == e.refD {
-		if m["fid"], err = FrechetDistance(f, n, e.ref, e.refN, dim); err != nil {
+	ref, refN := e.ref, e.refN
+	if classes != nil {
+		if ref, refN, err = e.allClassRef(); err != nil {
+			return nil, nil, nil, err
+		}
+	}
+	if ref != nil && n >= 2 && (classes != nil || dim == e.refD) {
+		if m["fid"], err = FrechetDistance(f, n, ref, refN, dim); err != nil {
 			return nil, nil, nil, err
 		}
 	}
@@ -124,6 +162,17 @@ func (e *imageEval) metrics(samples []int, L int, logw []float64) (m map[string]
 		return nil, nil, nil, err
 	}
 	return m, rm, rv, nil
+}
+
+// allClassRef returns the held-out features of every class's images
+// (nil when the evaluator has no data).
+func (e *imageEval) allClassRef() ([]float64, int, error) {
+	e.allRefOne.Do(func() {
+		if e.allRefFn != nil {
+			e.allRef, e.allRefN, e.allRefErr = e.allRefFn()
+		}
+	})
+	return e.allRef, e.allRefN, e.allRefErr
 }
 
 // EffectiveRank returns the effective rank (Roy & Vetterli 2007) of the

@@ -58,7 +58,7 @@ func TestImageMetrics(t *testing.T) {
 	}
 	e := &imageEval{target: 1, main: mk(1), val: mk(2)}
 	x := []int{1, 0, 1, 1, 0, 1, 0, 0} // 4 images; pixel 0 on in the first two
-	m, rm, rv, err := e.metrics(x, 2, nil)
+	m, rm, rv, err := e.metrics(x, 2, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -75,7 +75,7 @@ func TestImageMetrics(t *testing.T) {
 		}
 	}
 	// Weights on the two correct images only: everything correct.
-	m, _, _, err = e.metrics(x, 2, []float64{math.Log(0.5), math.Log(0.5), math.Inf(-1), math.Inf(-1)})
+	m, _, _, err = e.metrics(x, 2, []float64{math.Log(0.5), math.Log(0.5), math.Inf(-1), math.Inf(-1)}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -83,7 +83,7 @@ func TestImageMetrics(t *testing.T) {
 		t.Errorf("weighted metrics %v: want acc 1, success_all 1, reward %v", m, hi)
 	}
 	// No correct image: the accuracies are present and 0, not missing.
-	m, _, _, err = e.metrics([]int{0, 0, 0, 1}, 2, nil)
+	m, _, _, err = e.metrics([]int{0, 0, 0, 1}, 2, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -95,8 +95,29 @@ func TestImageMetrics(t *testing.T) {
 	if m["acc"] != 0 || m["acc_val"] != 0 || m["success_any"] != 0 || m["success_all"] != 0 {
 		t.Errorf("all-wrong metrics %v: want zero accuracies and successes", m)
 	}
-	if _, _, _, err := e.metrics(x[:3], 2, nil); err == nil {
+	if _, _, _, err := e.metrics(x[:3], 2, nil, nil); err == nil {
 		t.Error("3 tokens of 2-pixel images: no error")
+	}
+	// Per-image classes (a class-conditional run): each image is scored
+	// against its own class, so images 0 and 1 (class 1, pixel on) and
+	// image 3 (class 0, pixel off) are correct, image 2 (class 1) is not.
+	m, rm, _, err = e.metrics(x, 2, nil, []int{1, 1, 1, 0})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, want := range []float64{hi, hi, lo, hi} {
+		if math.Abs(rm[i]-want) > 1e-12 {
+			t.Fatalf("per-class image %d: reward %v, want %v", i, rm[i], want)
+		}
+	}
+	if math.Abs(m["acc"]-0.75) > 1e-12 {
+		t.Errorf("per-class accuracy %v, want 0.75", m["acc"])
+	}
+	if _, _, _, err := e.metrics(x, 2, nil, []int{1, 1, 2, 0}); err == nil {
+		t.Error("class 2 of a 2-class classifier: no error")
+	}
+	if _, _, _, err := e.metrics(x, 2, nil, []int{1}); err == nil {
+		t.Error("1 class for 4 images: no error")
 	}
 }
 

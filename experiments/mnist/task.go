@@ -255,6 +255,14 @@ func (t *Task) Evaluator(task.Model) (task.Evaluator, error) {
 		return nil, fmt.Errorf("mnist: reward.target = %d is not a class of the classifiers", tg)
 	}
 	ev := &imageEval{target: tg, main: main, val: val}
+	ev.allRefFn = func() ([]float64, int, error) { // every class's held-out images
+		data, err := t.Data("val")
+		if err != nil {
+			return nil, 0, nil // no reference: the FID analogue is NaN
+		}
+		f, _, err := val.Features(data.Tokens)
+		return f, data.Len(), err
+	}
 	// The FID analogue's reference: the held-out split's images of the
 	// target class (skipped when the data cannot be read).
 	if data, err := t.Data("val"); err == nil {
@@ -283,7 +291,7 @@ func (e *imageEval) Evaluate(_ *rand.Rand, out task.Outputs) (map[string]float64
 	if err := out.Check(); err != nil {
 		return nil, err
 	}
-	m, rm, rv, err := e.metrics(out.Samples, out.L, out.LogW)
+	m, rm, rv, err := e.metrics(out.Samples, out.L, out.LogW, out.Classes)
 	if err != nil {
 		return nil, err
 	}

@@ -94,6 +94,10 @@ type Outputs struct {
 	LogZ, Alpha float64
 	// Dir is the run's directory, for side files ("" writes none).
 	Dir string
+	// Classes, when not nil, is the class each output was conditioned on
+	// (a class-conditional model's smc.class; one per output), so that a
+	// task's metrics can score each output against its own class.
+	Classes []int
 }
 
 // Panel is one run drawn by Render: a title (the runner's label of the
@@ -307,6 +311,8 @@ func (o Outputs) Check() error {
 		return fmt.Errorf("task: %d output tokens is not a positive multiple of L = %d", len(o.Samples), o.L)
 	case o.LogW != nil && len(o.LogW) != o.N():
 		return fmt.Errorf("task: %d output weights for %d outputs", len(o.LogW), o.N())
+	case o.Classes != nil && len(o.Classes) != o.N():
+		return fmt.Errorf("task: %d output classes for %d outputs", len(o.Classes), o.N())
 	case o.X != nil && (len(o.X)%o.L != 0 || len(o.XLogW) != len(o.X)/o.L):
 		return fmt.Errorf("task: %d particle tokens with %d weights for L = %d", len(o.X), len(o.XLogW), o.L)
 	}
