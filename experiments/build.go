@@ -31,7 +31,31 @@ func loadModel(path, what string, tk task.Task, hint string) (*graph.Model, map[
 	if L, V, L0, V0 := shapes(m, tk); L != L0 || V != V0 {
 		return nil, nil, fmt.Errorf("experiments: %s %s is for L=%d, V=%d but task %s has L=%d, V=%d", what, path, L, V, tk.Name(), L0, V0)
 	}
+	if got, ok := meta[metaFingerprint]; ok {
+		if f, isF := tk.(task.Fingerprinted); isF {
+			want, err := f.Fingerprint()
+			if err != nil {
+				return nil, nil, err
+			}
+			if got != want {
+				return nil, nil, fmt.Errorf("experiments: %s %s was trained with another encoding of task %s (%.24s…, the task's is %.24s…): its tokens would mean other words; retrain it, or restore the data it was trained on", what, path, tk.Name(), got, want)
+			}
+		}
+	}
 	return m, meta, nil
+}
+
+// metaFingerprint is the checkpoint metadata key of the task's
+// fingerprint (task.Fingerprinted).
+const metaFingerprint = "task_fingerprint"
+
+// taskFingerprint returns the task's fingerprint ("" if it has none).
+func taskFingerprint(tk task.Task) (string, error) {
+	f, ok := tk.(task.Fingerprinted)
+	if !ok {
+		return "", nil
+	}
+	return f.Fingerprint()
 }
 
 // regularFile checks that path is a regular file.

@@ -264,4 +264,70 @@ func TestPoolSweepOverClasses(t *testing.T) {
 	if _, err := ParseSweep("s", []byte("name = \"s\"\nbase = \""+base+"\"\n[smc]\nclass = 1\n[sweep]\nparticles = [4]\n[pool]\nover = [\"class\"]\n")); err == nil || !strings.Contains(err.Error(), "not a swept key") {
 		t.Errorf("pooling over an unswept key: error %v", err)
 	}
+	// split = 2: each chunk of repeats is pooled on its own, and averaging
+	// over the chunks gives their mean and standard error.
+	sc2, err := ParseSweep("s2", []byte("name = \"s2\"\nbase = \""+base+"\"\nrepeats = 2\n[smc]\nparticles = 4\n[sweep]\nclass = [1, 3]\n[pool]\nover = [\"class\"]\nsplit = 2\naverage = [\"chunk\"]\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir2 := filepath.Join(tmp, "sweep2")
+	if _, err := RunSweep(sc2, nil, dir2, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	chunks := map[int]float64{}
+	for c := range 2 {
+		var o task.Outputs
+		o.L = 196
+		for _, r := range res.Rows {
+			if r.Repeat != c {
+				continue
+			}
+			x, _, _ := readSamples(filepath.Join(runDir(dir2, r.Point, r.Repeat), "samples.csv"))
+			o.Samples = append(o.Samples, x...)
+			for range len(x) / 196 {
+				o.Classes = append(o.Classes, []int{1, 3}[r.Point])
+			}
+		}
+		m, err := env.Eval.Evaluate(rand.New(rand.NewPCG(0, 0)), o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		chunks[c] = m["fid"]
+	}
+	b2, _ := os.ReadFile(filepath.Join(dir2, PooledFile))
+	if n := len(strings.Split(strings.TrimSpace(string(b2)), "\n")); n != 3 {
+		t.Fatalf("split pooled.csv has %d lines, want a header and two chunks:\n%s", n, b2)
+	}
+	b3, err := os.ReadFile(filepath.Join(dir2, PooledMeanFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ls := strings.Split(strings.TrimSpace(string(b3)), "\n")
+	h3, r3 := strings.Split(ls[0], ","), strings.Split(ls[1], ",")
+	for i, h := range h3 {
+		if h == "fid" {
+			got, _ := strconv.ParseFloat(r3[i], 64)
+			if want := (chunks[0] + chunks[1]) / 2; math.Abs(got-want) > 1e-6*math.Abs(want) {
+				t.Errorf("mean FID over chunks %v, want %v", got, want)
+			}
+		}
+	}
+	// The pooled figure: FID against the chunk, from pooled_mean.csv's
+	// source when averaged away, here from pooled.csv of the first sweep.
+	if figs, err := PlotPooled(dir, "variant", "fid", "", ""); err == nil {
+		t.Errorf("a non-numeric x: figures %v, no error", figs)
+	}
+	if _, err := PlotPooled(dir, "runs", "nope", "", ""); err == nil || !strings.Contains(err.Error(), `"nope" is not a column`) {
+		t.Errorf("unknown y: error %v", err)
+	}
+	figs, err := PlotPooled(dir, "runs", "fid", "", "")
+	if err != nil || len(figs) != 1 {
+		t.Fatalf("PlotPooled: %v, %v", figs, err)
+	}
+	if st, err := os.Stat(figs[0]); err != nil || st.Size() == 0 {
+		t.Errorf("figure %s: %v", figs[0], err)
+	}
+	if _, err := ParseSweep("s", []byte("name = \"s\"\nbase = \""+base+"\"\nrepeats = 2\n[sweep]\nclass = [1]\n[pool]\nsplit = 3\n")); err == nil || !strings.Contains(err.Error(), "pool.split = 3") {
+		t.Errorf("split 3 of 2 repeats: error %v", err)
+	}
 }

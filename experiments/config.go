@@ -27,15 +27,19 @@ import (
 // out-of-range value is an error naming the key. The task decodes the
 // keys it owns (e.g. a [reward] table) itself.
 type Config struct {
-	Name      string                 `toml:"name"`      // run name
-	Out       string                 `toml:"out"`       // output directory (default runs/<name>)
-	Data      DataConfig             `toml:"data"`      // task and data sizes
-	Model     graph.Config           `toml:"model"`     // denoiser architecture
-	Diffusion DiffusionConfig        `toml:"diffusion"` // masking process and sampler
-	Train     objectives.TrainConfig `toml:"train"`     // training loop
-	Sample    SampleConfig           `toml:"sample"`    // unguided sampling
-	SMC       SMCConfig              `toml:"smc"`       // SMC steering (ddsmc smc)
-	Proposal  ProposalConfig         `toml:"proposal"`  // amortised proposal training (ddsmc train-proposal)
+	Name string `toml:"name"` // run name
+	Out  string `toml:"out"`  // output directory (default runs/<name>)
+	// Checkpoint is the denoiser checkpoint that training writes and
+	// every other command reads (default <out>/denoiser.ckpt); e.g. a
+	// trained model shipped in the repository.
+	Checkpoint string                 `toml:"checkpoint"`
+	Data       DataConfig             `toml:"data"`      // task and data sizes
+	Model      graph.Config           `toml:"model"`     // denoiser architecture
+	Diffusion  DiffusionConfig        `toml:"diffusion"` // masking process and sampler
+	Train      objectives.TrainConfig `toml:"train"`     // training loop
+	Sample     SampleConfig           `toml:"sample"`    // unguided sampling
+	SMC        SMCConfig              `toml:"smc"`       // SMC steering (ddsmc smc)
+	Proposal   ProposalConfig         `toml:"proposal"`  // amortised proposal training (ddsmc train-proposal)
 
 	// Task is the opened task of Data.Name; TaskOptions are the options it
 	// decoded (recorded in sweep plans); Source is the config argument,

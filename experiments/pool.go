@@ -33,10 +33,21 @@ import (
 type PoolConfig struct {
 	Over    []string `toml:"over"`
 	Average []string `toml:"average"`
+	// Split > 1 pools each group's repeats in Split contiguous chunks
+	// (repeats 0..R/Split−1, …), each a row with its "chunk" column, so
+	// that average = ["chunk"] gives the spread of a pooled metric over
+	// independent seeds. 0 or 1 = one chunk.
+	Split int `toml:"split"`
 }
 
 // check validates the pool keys against the sweep's columns.
-func (pc *PoolConfig) check(cols []string) error {
+func (pc *PoolConfig) check(cols []string, repeats int) error {
+	if pc.Split < 0 || pc.Split > repeats {
+		return fmt.Errorf("pool.split = %d: want 1..repeats (%d), or 0 for one chunk", pc.Split, repeats)
+	}
+	if pc.Split > 1 {
+		cols = append(slices.Clip(cols), chunkKey)
+	}
 	seen := map[string]string{}
 	for _, list := range []struct {
 		name string
@@ -54,6 +65,9 @@ func (pc *PoolConfig) check(cols []string) error {
 	}
 	return nil
 }
+
+// chunkKey is the pooled tables' column of a repeat chunk (pool.split).
+const chunkKey = "chunk"
 
 // PooledFile and PooledMeanFile are the pooled tables PoolSweep writes.
 const (
@@ -95,6 +109,10 @@ func PoolSweep(sc *SweepConfig, dir string, log io.Writer) (int, error) {
 			kept = append(kept, c)
 		}
 	}
+	split := max(1, sc.Pool.Split)
+	if split > 1 {
+		kept = append(kept, chunkKey)
+	}
 	type group struct {
 		settings map[string]string
 		out      task.Outputs
@@ -105,22 +123,25 @@ func PoolSweep(sc *SweepConfig, dir string, log io.Writer) (int, error) {
 	var groups []*group
 	byKey := map[string]*group{}
 	for _, pt := range pts {
-		gs := map[string]string{}
-		for _, c := range kept {
-			v, ok := pt.Settings[c]
-			if !ok {
-				v = "-"
-			}
-			gs[c] = v
-		}
-		key := describe(gs)
-		g := byKey[key]
-		if g == nil {
-			g = &group{settings: gs, out: task.Outputs{L: L, LogZ: math.NaN()}, alpha: pt.SMC.Alpha}
-			byKey[key] = g
-			groups = append(groups, g)
-		}
 		for r := range sc.Repeats {
+			gs := map[string]string{}
+			for _, c := range kept {
+				v, ok := pt.Settings[c]
+				if !ok {
+					v = "-"
+				}
+				gs[c] = v
+			}
+			if split > 1 {
+				gs[chunkKey] = strconv.Itoa(r * split / sc.Repeats)
+			}
+			key := describe(gs)
+			g := byKey[key]
+			if g == nil {
+				g = &group{settings: gs, out: task.Outputs{L: L, LogZ: math.NaN()}, alpha: pt.SMC.Alpha}
+				byKey[key] = g
+				groups = append(groups, g)
+			}
 			_, x, err := readRunOutputs(runDir(dir, pt.Index, r), pt, L, "pooled")
 			if errors.Is(err, fs.ErrNotExist) {
 				continue // not run yet
@@ -314,4 +335,61 @@ func checkSweepDir(sc *SweepConfig, dir string) error {
 		return fmt.Errorf("experiments: %s holds sweep %q (fingerprint %.12s), not %q (%.12s)", dir, meta.Name, meta.Fingerprint, sc.Name, fp)
 	}
 	return nil
+}
+
+// DescribeSweep returns, for a sweep whose task reads as text
+// (task.Describer), each point's settings followed by up to perPoint of
+// its outputs (from the lowest repeats), one line each, as the task
+// describes them. For other tasks it returns "" and no error.
+func DescribeSweep(sc *SweepConfig, dir string, perPoint int) (string, error) {
+	d, ok := sc.base.Task.(task.Describer)
+	if !ok {
+		return "", nil
+	}
+	if err := checkSweepDir(sc, dir); err != nil {
+		return "", err
+	}
+	pts, err := sc.Points()
+	if err != nil {
+		return "", err
+	}
+	L, _ := sc.base.Task.Shape()
+	var b strings.Builder
+	for _, pt := range pts {
+		var x []int
+		for r := 0; r < sc.Repeats && len(x) < perPoint*L; r++ {
+			_, xr, err := readRunOutputs(runDir(dir, pt.Index, r), pt, L, "described")
+			if errors.Is(err, fs.ErrNotExist) {
+				continue
+			}
+			if err != nil {
+				return "", err
+			}
+			x = append(x, xr...)
+		}
+		if len(x) == 0 {
+			continue
+		}
+		x = x[:min(len(x), perPoint*L)]
+		lines, err := d.Describe(x)
+		if err != nil {
+			return "", err
+		}
+		fmt.Fprintf(&b, "%s:\n", describe(pt.Settings))
+		for _, l := range lines {
+			fmt.Fprintf(&b, "  %s\n", l)
+		}
+	}
+	return b.String(), nil
+}
+
+// PrepareBase prepares the sweep's task (task.Preparer) if any of its
+// artefacts is missing, so that a demo runs on a fresh clone.
+func PrepareBase(sc *SweepConfig, log io.Writer) error {
+	p, ok := sc.base.Task.(task.Preparer)
+	if !ok || len(p.Missing()) == 0 {
+		return nil
+	}
+	fmt.Fprintf(log, "preparing task %s (missing %v)\n", sc.base.Task.Name(), p.Missing())
+	return p.Prepare(false, log)
 }

@@ -241,7 +241,7 @@ func (sc *SweepConfig) resolve() error {
 		}
 	}
 	if sc.Pool != nil {
-		return sc.Pool.check(sc.cols)
+		return sc.Pool.check(sc.cols, sc.Repeats)
 	}
 	return nil
 }

@@ -19,7 +19,12 @@ import (
 )
 
 // CheckpointPath is where train writes the denoiser and sample reads it.
-func (c *Config) CheckpointPath() string { return filepath.Join(c.Out, "denoiser.ckpt") }
+func (c *Config) CheckpointPath() string {
+	if c.Checkpoint != "" {
+		return c.Checkpoint
+	}
+	return filepath.Join(c.Out, "denoiser.ckpt")
+}
 
 // TrainReport summarises a training run.
 type TrainReport struct {
@@ -89,11 +94,19 @@ func TrainDenoiser(cfg Config, log io.Writer) (*TrainReport, error) {
 		lastVal, lastErr = v, se
 		return v, err
 	}
+	fingerprint, err := taskFingerprint(cfg.Task)
+	if err != nil {
+		return nil, err
+	}
 	ckpt := func(step int) error {
-		return m.Save(cfg.CheckpointPath(), map[string]string{
+		meta := map[string]string{
 			"step": strconv.Itoa(step), "data": cfg.Data.Name, "run": cfg.Name,
 			"val_neg_elbo": strconv.FormatFloat(lastVal, 'g', 6, 64),
-		})
+		}
+		if fingerprint != "" {
+			meta[metaFingerprint] = fingerprint
+		}
+		return m.Save(cfg.CheckpointPath(), meta)
 	}
 	start := time.Now()
 	curve, err := objectives.Train(tr, trainData, objectives.Hooks{Progress: log, Validate: validate, Checkpoint: ckpt})

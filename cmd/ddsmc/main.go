@@ -367,12 +367,26 @@ func cmdPlot(args []string, stdout, stderr io.Writer) error {
 	sd := fs.Bool("sd", false, "print mean ± standard deviation over repeats (as the paper's tables) instead of ± standard error")
 	x := fs.String("x", "", "results column for the x axis (e.g. denoiser_rows): draw -y against it into DIR/figures/<y>_vs_<x>")
 	y := fs.String("y", "reward_mean", "results column for the y axis with -x")
+	pooled := fs.Bool("pooled", false, "draw -y against -x from the sweep's pooled table (pooled_mean.csv or pooled.csv), one curve per -series value and one figure per -panel value")
+	series := fs.String("series", "", "with -pooled: the column whose values are the curves (e.g. guidance)")
+	panel := fs.String("panel", "", "with -pooled: the column whose values are the figures (e.g. steps)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	if fs.NArg() != 1 {
 		fs.Usage()
 		return fmt.Errorf("%w: ddsmc plot takes exactly one sweep directory", errUsage)
+	}
+	if *pooled {
+		if *x == "" {
+			return fmt.Errorf("%w: ddsmc plot -pooled needs -x", errUsage)
+		}
+		figs, err := experiments.PlotPooled(fs.Arg(0), *x, *y, *series, *panel)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintln(stdout, strings.Join(figs, "\n"))
+		return nil
 	}
 	if *x != "" {
 		png, err := experiments.PlotAgainst(fs.Arg(0), *x, *y)
@@ -403,24 +417,52 @@ func cmdPlot(args []string, stdout, stderr io.Writer) error {
 }
 
 func cmdDemo(args []string, stdout, stderr io.Writer) error {
-	fs, c := newFlags("demo", "", "The built-in default: `ddsmc sweep -table -out runs/demo sweep_quick`. It trains the GMM-1\ndenoiser if runs/gmm1 has none (about 2.5 min on 2 cores), then runs the quick synthetic\ncomparison (Target, Pre-trained, SMC-LOP, SMC-RP, SMC-FALOP and guidance, N = 500,\n2 repeats), prints its table and draws its figures into runs/demo/figures.", stderr)
+	fs, c := newFlags("demo", "[name]", "The built-in default: `ddsmc sweep -table -out runs/demo sweep_quick`. It trains the GMM-1\ndenoiser if runs/gmm1 has none (about 2.5 min on 2 cores), then runs the quick synthetic\ncomparison (Target, Pre-trained, SMC-LOP, SMC-RP, SMC-FALOP and guidance, N = 500,\n2 repeats), prints its table and draws its figures into runs/demo/figures.\nWith a name, the built-in sweep sweep_<name>_demo instead into runs/demo_<name>, preparing\nits task first if needed, and, for text tasks, printing samples with their scores:\n  ddsmc demo imdb   steering IMDB reviews toward positive sentiment from the shipped model", stderr)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	if fs.NArg() != 0 {
+	if fs.NArg() > 1 {
 		fs.Usage()
-		return fmt.Errorf("%w: ddsmc demo takes no arguments", errUsage)
+		return fmt.Errorf("%w: ddsmc demo takes at most one demo name", errUsage)
 	}
-	dir := "runs/demo"
+	name, sweep, dir := "", "sweep_quick", "runs/demo"
+	if fs.NArg() == 1 && fs.Arg(0) != "gmm" {
+		name = fs.Arg(0)
+		sweep, dir = "sweep_"+name+"_demo", "runs/demo_"+name
+		if _, err := experiments.ConfigText(sweep); err != nil {
+			return fmt.Errorf("%w: no demo %q (built in: gmm, imdb)", errUsage, name)
+		}
+	}
 	if c.out != "" {
 		dir = c.out
+	}
+	var sc *experiments.SweepConfig
+	if name != "" {
+		var err error
+		if sc, err = experiments.LoadSweep(sweep); err != nil {
+			return err
+		}
+		if err := experiments.PrepareBase(sc, stderr); err != nil {
+			return err
+		}
 	}
 	sweepArgs := []string{"-table", "-out", dir}
 	if c.profile != "" {
 		sweepArgs = append(sweepArgs, "-cpuprofile", c.profile)
 	}
-	if err := cmdSweep(append(sweepArgs, "sweep_quick"), stdout, stderr); err != nil {
+	if err := cmdSweep(append(sweepArgs, sweep), stdout, stderr); err != nil {
 		return err
+	}
+	if sc != nil {
+		text, err := experiments.DescribeSweep(sc, dir, 3)
+		if err != nil {
+			return err
+		}
+		if text != "" {
+			fmt.Fprintf(stdout, "\nsamples (the first runs' outputs):\n%s", text)
+		}
+		fmt.Fprintln(stdout, "full-size tables: see notebooks.md")
+		return nil
 	}
 	fmt.Fprintln(stdout, "full-size tables: ddsmc sweep sweep_gmm1_compare (see notebooks.md)")
 	return nil

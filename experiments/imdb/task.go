@@ -173,6 +173,15 @@ func (t *Task) vocabLocked() (*Vocab, error) {
 	return v, nil
 }
 
+// Fingerprint implements task.Fingerprinted: the vocabulary's SHA-256.
+func (t *Task) Fingerprint() (string, error) {
+	v, err := t.Vocab()
+	if err != nil {
+		return "", err
+	}
+	return "vocab sha256:" + v.Hash(), nil
+}
+
 // Corpus loads the corpus cache once.
 func (t *Task) Corpus() (*Corpus, *Vocab, error) {
 	t.mu.Lock()
@@ -429,6 +438,24 @@ func (t *Task) Evaluator(m task.Model) (task.Evaluator, error) {
 		}
 	}
 	return t.Judges()
+}
+
+// Describe implements task.Describer: each output's text with its
+// reward-classifier p(positive), VADER compound and KN-3 perplexity.
+func (t *Task) Describe(x []int) ([]string, error) {
+	j, err := t.Judges()
+	if err != nil {
+		return nil, err
+	}
+	sc, err := j.Score(x)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]string, len(sc))
+	for i, s := range sc {
+		out[i] = fmt.Sprintf("p(pos) %.2f  VADER %+.2f  PPL %4.0f | %s", s.PPos, s.VADER, s.PPL, s.Text)
+	}
+	return out, nil
 }
 
 // SampleScore is one output's scores.

@@ -184,6 +184,21 @@ type SampleRun struct {
 	Step    string // training step of the checkpoint
 }
 
+// Fingerprinted is the capability of tasks whose token encoding is built
+// from data (e.g. a vocabulary): Fingerprint identifies it. The trainer
+// stamps it into every checkpoint it writes, and a checkpoint stamped with
+// another fingerprint is refused, since its tokens would mean other words.
+type Fingerprinted interface {
+	Fingerprint() (string, error)
+}
+
+// Describer is the capability of tasks whose outputs read as text: one
+// line per output (length-L rows of x), with the task's scores, for
+// commands that print samples (e.g. ddsmc demo).
+type Describer interface {
+	Describe(x []int) ([]string, error)
+}
+
 // Prompted is the capability of tasks whose runs can be conditioned on a
 // prompt: Clamp turns the config's [smc] prompt into a clamp pattern (a
 // token per position, −1 for free positions; smc.Config.Clamp), e.g. a
