@@ -479,6 +479,10 @@ func gumbelBack[F float32 | float64](z, g, out []F, V int, tau float64) {
 	invTau := F(1 / tau)
 	for i := 0; i < len(z)/V; i++ {
 		zr, gr, or := z[i*V:(i+1)*V], g[i*V:(i+1)*V], out[i*V:(i+1)*V]
+		if allZero(gr) { // e.g. a carried-over (unmasked) position: the softmax is not needed
+			clear(or)
+			continue
+		}
 		softmaxRow(zr, or, invTau) // or = y
 		var dot F
 		for j, y := range or {
@@ -488,4 +492,14 @@ func gumbelBack[F float32 | float64](z, g, out []F, V int, tau float64) {
 			or[j] = invTau * y * (gr[j] - dot)
 		}
 	}
+}
+
+// allZero reports whether every entry of a is 0.
+func allZero[F float32 | float64](a []F) bool {
+	for _, v := range a {
+		if v != 0 {
+			return false
+		}
+	}
+	return true
 }
