@@ -138,7 +138,7 @@ func (s *Sampler) evaluateMany(rngs []*rand.Rand, sts []*State, t, lambda float6
 			per := N * tw.Pool[0].Phi() * L * s.env.V
 			noise := make([]float64, R*per)
 			for r := range sts {
-				tw.drawNoise(rngs[r], noise[r*per:(r+1)*per])
+				tw.drawNoise(rngs[r], x[r*N*L:(r+1)*N*L], L, s.env.V, tw.Pool[0].Phi(), noise[r*per:(r+1)*per])
 			}
 			return tw.evalNoise(&s.env, x, noise, t, lambda, logPsi, rhat, grad)
 		case LookAhead:

@@ -485,25 +485,46 @@ func (g GradLookAhead) Eval(rng *rand.Rand, env *Env, x []int, _ []float64, t, l
 		return fmt.Errorf("smc: gradient buffer has length %d, want %d", len(grad), n*L*(V+1))
 	}
 	noise := grow(&env.scratchBufs().noise, n*g.Pool[0].Phi()*L*V)
-	g.drawNoise(rng, noise)
+	g.drawNoise(rng, x, L, V, g.Pool[0].Phi(), noise)
 	return g.evalNoise(env, x, noise, t, lambda, logPsi, rhat, grad)
 }
 
-// drawNoise fills noise with standard Gumbel variates, in order.
+// drawNoise fills noise (length n·φ·L·V for the n = len(x)/L particles
+// x, order [b][k][l][v]) with standard Gumbel variates at the positions
+// that x leaves masked, in order; the rows of unmasked positions are
+// zero. The look-ahead carries an unmasked token over whatever its noise
+// (its sample there has no influence on the rewards, and the proposal
+// never moves an unmasked token, so the noise's only effect, on the
+// gradient at that position, is never used): drawing only the masked rows
+// saves the work of the positions already decoded (and of a prompt).
 // The exponential draws are sequential (one random stream); the
 // logarithms of a large batch are taken on all cores (the values are the
 // same as gumbel's, whatever the split).
-func (GradLookAhead) drawNoise(rng *rand.Rand, noise []float64) {
-	for i := range noise {
-		e := rng.ExpFloat64()
-		for e == 0 { // see gumbel
-			e = rng.ExpFloat64()
+func (GradLookAhead) drawNoise(rng *rand.Rand, x []int, L, V, phi int, noise []float64) {
+	n := len(x) / L
+	for b := range n {
+		for k := range phi {
+			for l := range L {
+				row := noise[((b*phi+k)*L+l)*V : ((b*phi+k)*L+l+1)*V]
+				if x[b*L+l] != V {
+					clear(row)
+					continue
+				}
+				for i := range row {
+					e := rng.ExpFloat64()
+					for e == 0 { // see gumbel
+						e = rng.ExpFloat64()
+					}
+					row[i] = e
+				}
+			}
 		}
-		noise[i] = e
 	}
 	negLog := func(a []float64) {
 		for i, e := range a {
-			a[i] = -math.Log(e)
+			if e != 0 {
+				a[i] = -math.Log(e)
+			}
 		}
 	}
 	procs := runtime.GOMAXPROCS(0)
