@@ -2,7 +2,9 @@
 // scale): 32-token windows of IMDB movie reviews (Maas et al. 2011, from
 // a pinned Go module) over a 4,000-word vocabulary plus UNK, steered
 // toward positive sentiment with the reward r(x) = log p(pos | x) of a
-// bag-of-words logistic regression, and judged by held-out models: VADER,
+// bag-of-words logistic regression (or, with [reward] kind = "boe", of a
+// bag-of-embeddings MLP of the same accuracy whose gradient depends on
+// x), and judged by held-out models: VADER,
 // the Naive Bayes model of the data module, an interpolated Kneser–Ney
 // trigram for fluency, and dist-1/2/3 (domains.md §1).
 //
@@ -16,10 +18,13 @@
 //	                      # (a run is conditioned on one with [smc] prompt = "…")
 //	allow_unk = false     # let a prompt word outside the vocabulary become UNK
 //	[reward]
-//	classifier = ""       # default <dir>/reward_lr_l<L>.txt
+//	kind = "lr"           # the steering reward: "lr" (logistic regression) or "boe" (bag-of-embeddings MLP)
+//	classifier = ""       # the LR, default <dir>/reward_lr_l<L>.txt (always trained: it is also the Pos% judge)
+//	boe_classifier = ""   # the BoE MLP (kind = "boe"), default <dir>/reward_boe_l<L>.txt
 //
 // `ddsmc prepare imdb` tokenises the reviews, builds the vocabulary and the
-// corpus cache and trains the reward classifier (Missing lists them).
+// corpus cache and trains the reward classifier, and the BoE MLP when
+// kind = "boe" (Missing lists them).
 package imdb
 
 import (
@@ -56,7 +61,11 @@ type Options struct {
 		AllowUNK  bool     `toml:"allow_unk" json:"allow_unk"`
 	} `toml:"data" json:"data"`
 	Reward struct {
-		Classifier string `toml:"classifier" json:"classifier"`
+		// Kind and BoEClassifier are omitted from the JSON when unset, so
+		// that an LR config records the same options as before they existed.
+		Kind          string `toml:"kind" json:"kind,omitempty"` // "lr" (also when empty) or "boe"
+		Classifier    string `toml:"classifier" json:"classifier"`
+		BoEClassifier string `toml:"boe_classifier" json:"boe_classifier,omitempty"`
 	} `toml:"reward" json:"reward"`
 }
 
@@ -111,6 +120,15 @@ func open(spec *task.Spec, dec task.Decoder) (task.Task, error) {
 	if o.Reward.Classifier == "" {
 		o.Reward.Classifier = filepath.Join(o.Data.Dir, fmt.Sprintf("reward_lr_l%d.txt", o.Data.Window))
 	}
+	switch o.Reward.Kind {
+	case "", "lr":
+	case "boe":
+		if o.Reward.BoEClassifier == "" {
+			o.Reward.BoEClassifier = filepath.Join(o.Data.Dir, fmt.Sprintf("reward_boe_l%d.txt", o.Data.Window))
+		}
+	default:
+		return nil, fmt.Errorf("reward.kind = %q: want \"lr\" or \"boe\"", o.Reward.Kind)
+	}
 	t := &Task{spec: *spec, o: o, splits: map[string]*windowSet{}}
 	for i, p := range o.Data.Prompts {
 		if n := len(flatTokens(p)); n == 0 || n > o.Data.Window {
@@ -149,6 +167,15 @@ func (t *Task) CorpusPath() string { return filepath.Join(t.o.Data.Dir, "corpus.
 
 // ClassifierPath is the reward classifier.
 func (t *Task) ClassifierPath() string { return t.o.Reward.Classifier }
+
+// BoEClassifierPath is the bag-of-embeddings MLP reward classifier, used
+// (and prepared) when [reward] kind = "boe".
+func (t *Task) BoEClassifierPath() string {
+	if t.o.Reward.BoEClassifier != "" {
+		return t.o.Reward.BoEClassifier
+	}
+	return filepath.Join(t.o.Data.Dir, fmt.Sprintf("reward_boe_l%d.txt", t.o.Data.Window))
+}
 
 // Vocab loads the vocabulary once and checks its size against
 // data.vocab_size.
@@ -339,17 +366,34 @@ func (t *Task) classifier() (*LR, *Vocab, error) {
 	return m, v, nil
 }
 
-// Reward is r(x) = log σ(b + Σ_l w[x_l]) of the reward classifier, one
-// (read-only) copy per worker.
+// Reward is the steering reward, one (read-only) copy per worker: with
+// [reward] kind = "lr", r(x) = log σ(b + Σ_l w[x_l]) of the reward
+// classifier; with kind = "boe", r(x) = log σ(z(x)) of the
+// bag-of-embeddings MLP (BoE). The judges (Judges, Evaluator) score with
+// the LR in either case, so Pos% and Pos@0.9% stay the LR's p(pos).
 func (t *Task) Reward(workers int) (smc.Reward, []objectives.RewardGraph, error) {
-	m, _, err := t.classifier()
-	if err != nil {
-		return nil, nil, err
+	var mk func() (steeringReward, error)
+	if t.o.Reward.Kind == "boe" {
+		v, err := t.Vocab()
+		if err != nil {
+			return nil, nil, err
+		}
+		m, err := LoadBoE(t.BoEClassifierPath(), v, t.o.Data.Window)
+		if err != nil {
+			return nil, nil, err
+		}
+		mk = func() (steeringReward, error) { return m.Reward() }
+	} else {
+		m, _, err := t.classifier()
+		if err != nil {
+			return nil, nil, err
+		}
+		mk = func() (steeringReward, error) { return m.Reward() }
 	}
 	graphs := make([]objectives.RewardGraph, workers)
 	var first smc.Reward
 	for w := range max(workers, 1) {
-		r, err := m.Reward()
+		r, err := mk()
 		if err != nil {
 			return nil, nil, err
 		}
@@ -401,7 +445,10 @@ func (t *Task) KN3() (*KN3, error) {
 	return t.kn, nil
 }
 
-// Judges bundles the reward classifier and the held-out judges.
+// Judges bundles the reward classifier and the held-out judges. LR is
+// the logistic regression whatever [reward] kind steers, so the Pos% and
+// Pos@0.9% metrics are always the LR's p(pos) (with kind = "boe" it is a
+// judge of another model family than the steering reward).
 type Judges struct {
 	L     int
 	Vocab *Vocab
@@ -580,10 +627,15 @@ func WriteSampleScores(path string, sc []SampleScore) error {
 
 func f6(x float64) string { return strconv.FormatFloat(x, 'g', 6, 64) }
 
-// Missing lists the artefacts that do not exist.
+// Missing lists the artefacts that do not exist (the BoE classifier only
+// with [reward] kind = "boe").
 func (t *Task) Missing() []string {
 	var out []string
-	for _, p := range []string{t.VocabPath(), t.CorpusPath(), t.ClassifierPath()} {
+	paths := []string{t.VocabPath(), t.CorpusPath(), t.ClassifierPath()}
+	if t.o.Reward.Kind == "boe" {
+		paths = append(paths, t.BoEClassifierPath())
+	}
+	for _, p := range paths {
 		if _, err := os.Stat(p); err != nil {
 			out = append(out, p)
 		}
@@ -605,12 +657,17 @@ type PrepareSummary struct {
 	LRL2         float64    `json:"lr_l2"`
 	Dist         RewardDist `json:"reward_distribution_test"`
 	Seconds      float64    `json:"seconds"`
+
+	// BoEScores are the BoE MLP's validation accuracy, test accuracy and
+	// AUC, with [reward] kind = "boe".
+	BoEScores *[3]float64 `json:"boe_val_acc_test_acc_test_auc,omitempty"`
 }
 
 // Prepare builds what is missing (everything with force): the vocabulary
 // and the corpus cache from the reviews of the pinned module, then the
-// reward classifier. A classifier trained for another vocabulary or
-// window is retrained. Existing files are replaced atomically.
+// reward classifier (and the BoE MLP with [reward] kind = "boe"). A
+// classifier trained for another vocabulary or window is retrained.
+// Existing files are replaced atomically.
 func (t *Task) Prepare(force bool, log io.Writer) error {
 	start := time.Now()
 	if err := os.MkdirAll(t.o.Data.Dir, 0o755); err != nil {
@@ -673,6 +730,24 @@ func (t *Task) Prepare(force bool, log io.Writer) error {
 		fmt.Fprintf(log, "imdb: wrote %s\n", t.ClassifierPath())
 	}
 	sum.LRScores, sum.LRL2 = [3]float64{lr.ValAcc, lr.TestAcc, lr.TestAUC}, lr.L2
+	if t.o.Reward.Kind == "boe" {
+		boe, err := LoadBoE(t.BoEClassifierPath(), v, L)
+		if err != nil && !errors.Is(err, task.ErrNotPrepared) && !isStale(err) {
+			return err
+		}
+		if force || err != nil {
+			cfg := DefaultBoEConfig()
+			cfg.L = L
+			if boe, err = TrainBoE(c, v, cfg, log); err != nil {
+				return err
+			}
+			if err := boe.Save(t.BoEClassifierPath()); err != nil {
+				return err
+			}
+			fmt.Fprintf(log, "imdb: wrote %s\n", t.BoEClassifierPath())
+		}
+		sum.BoEScores = &[3]float64{boe.ValAcc, boe.TestAcc, boe.TestAUC}
+	}
 	sum.Dist = lr.Distribution(c, 1)
 	d := sum.Dist
 	fmt.Fprintf(log, "imdb: reward on %d real test windows (one per review): p > 0.5 %.1f%% (pos %.1f%%, neg %.1f%%), > 0.9 %.1f%%, mean r %.3f\n",
