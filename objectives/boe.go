@@ -89,15 +89,15 @@ func (r *BoEReward) Logits(x0 []int, out []float64) error {
 	if err := r.check(); err != nil {
 		return err
 	}
-	if len(x0) != len(out)*r.L {
-		return fmt.Errorf("objectives: bag-of-embeddings reward got %d tokens for %d sequences of length %d", len(x0), len(out), r.L)
+	if err := checkSequences(boeName, x0, len(out), r.L); err != nil {
+		return err
 	}
 	h := make([]float64, r.D)
 	for b := range out {
 		clear(h)
 		for l, v := range x0[b*r.L : (b+1)*r.L] {
-			if v < 0 || v >= r.V {
-				return fmt.Errorf("objectives: bag-of-embeddings reward: token %d at position %d outside 0..%d", v, l, r.V-1)
+			if err := checkToken(boeName, v, l, r.V); err != nil {
+				return err
 			}
 			for j, e := range r.E[v*r.D : (v+1)*r.D] {
 				h[j] += e
@@ -126,14 +126,11 @@ func (r *BoEReward) head(h []float64) float64 {
 
 // Reward implements smc.Reward: log σ(z(x0_b)) for each sequence.
 func (r *BoEReward) Reward(x0 []int, out []float64) error {
-	if err := r.Logits(x0, out); err != nil {
-		return err
-	}
-	for b, z := range out {
-		out[b] = LogSigmoid(z)
-	}
-	return nil
+	return logSigmoidRewards(r.Logits, x0, out)
 }
+
+// boeName names the bag-of-embeddings reward in errors.
+const boeName = "bag-of-embeddings reward"
 
 // boeSeq numbers Build calls, so that the weight nodes of two builds in one
 // graph never merge (Gorgonia merges equal-named inputs).
@@ -148,57 +145,27 @@ var boeSeq atomic.Uint64
 // weights are copied into constant nodes of the graph's dtype (the biases
 // tiled over the n rows): they are not learnables.
 func (r *BoEReward) Build(c *layers.Ctx, x0 *G.Node, n int) (out *G.Node, err error) {
-	if c == nil || c.G == nil || c.Store == nil {
-		return nil, fmt.Errorf("objectives: bag-of-embeddings reward needs a context with a graph and a store")
-	}
-	if x0 == nil {
-		return nil, fmt.Errorf("objectives: bag-of-embeddings reward needs an input node")
-	}
-	if err := r.check(); err != nil {
+	L, V, D, H := r.L, r.V, r.D, r.H
+	dt, err := checkBuildArgs(boeName, c, x0, n, L, V, r.check)
+	if err != nil {
 		return nil, err
 	}
-	if n <= 0 {
-		return nil, fmt.Errorf("objectives: bag-of-embeddings reward for %d sequences", n)
-	}
-	L, V, D, H := r.L, r.V, r.D, r.H
-	if want := (tensor.Shape{n * L, V}); !x0.Shape().Eq(want) {
-		return nil, fmt.Errorf("objectives: bag-of-embeddings reward input has shape %v, want %v", x0.Shape(), want)
-	}
-	dt := c.Store.DType()
-	if x0.Dtype() != dt {
-		return nil, fmt.Errorf("objectives: bag-of-embeddings reward input has dtype %v, the context's store %v", x0.Dtype(), dt)
-	}
-	defer func() {
-		if p := recover(); p != nil {
-			err = fmt.Errorf("objectives: building bag-of-embeddings reward: %v", p)
-		}
-	}()
+	defer recoverBuild(boeName, &err)
 	id := boeSeq.Add(1)
 	name := func(s string) G.NodeConsOpt { return G.WithName(fmt.Sprintf("boe#%d/%s", id, s)) }
 	eScaled := make([]float64, len(r.E))
 	for i, e := range r.E {
 		eScaled[i] = e / float64(L)
 	}
-	tile := func(b []float64) []float64 {
-		t := make([]float64, 0, n*len(b))
-		for range n {
-			t = append(t, b...)
-		}
-		return t
-	}
-	b2 := make([]float64, n)
-	for i := range b2 {
-		b2[i] = r.B2
-	}
 	e := G.NewMatrix(c.G, dt, G.WithShape(V, D), name("e"), G.WithValue(layers.NewDense(dt, []int{V, D}, eScaled)))
 	w1 := G.NewMatrix(c.G, dt, G.WithShape(D, H), name("w1"), G.WithValue(layers.NewDense(dt, []int{D, H}, r.W1)))
-	b1 := G.NewMatrix(c.G, dt, G.WithShape(n, H), name("b1"), G.WithValue(layers.NewDense(dt, []int{n, H}, tile(r.B1))))
+	b1 := G.NewMatrix(c.G, dt, G.WithShape(n, H), name("b1"), G.WithValue(layers.NewDense(dt, []int{n, H}, tile(r.B1, n))))
 	w2 := G.NewVector(c.G, dt, G.WithShape(H), name("w2"), G.WithValue(layers.NewDense(dt, []int{H}, r.W2)))
-	bz := G.NewVector(c.G, dt, G.WithShape(n), name("b2"), G.WithValue(layers.NewDense(dt, []int{n}, b2)))
+	bz := G.NewVector(c.G, dt, G.WithShape(n), name("b2"), G.WithValue(layers.NewDense(dt, []int{n}, tile([]float64{r.B2}, n))))
 
 	counts := G.Must(G.Sum(G.Must(G.Reshape(x0, tensor.Shape{n, L, V})), 1)) // [n, V]
 	h := G.Must(G.Mul(counts, e))                                            // [n, D]
 	u := G.Must(G.Tanh(G.Must(G.Add(G.Must(G.Mul(h, w1)), b1))))             // [n, H]
 	z := G.Must(G.Add(G.Must(G.Mul(u, w2)), bz))                             // [n]
-	return G.Must(G.Neg(G.Must(G.Softplus(G.Must(G.Neg(z)))))), nil
+	return logSigmoidNode(z), nil
 }

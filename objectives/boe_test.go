@@ -1,16 +1,13 @@
 package objectives
 
 import (
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"strings"
 	"testing"
 
 	"gorgonia.org/tensor"
-
-	"github.com/ddsmc/ddsmc/graph"
-	"github.com/ddsmc/ddsmc/internal/testutil"
-	"github.com/ddsmc/ddsmc/layers"
 )
 
 // boeRandom is a bag-of-embeddings MLP with Gaussian weights (the embedding
@@ -30,22 +27,6 @@ func boeRandom(t *testing.T, rng *rand.Rand, L, V, D, H int, scale float64) *BoE
 		t.Fatal(err)
 	}
 	return r
-}
-
-// softOneHots returns m Dirichlet-like rows over V.
-func softOneHots(rng *rand.Rand, m, V int) []float64 {
-	xs := make([]float64, m*V)
-	for i := range m {
-		s := 0.0
-		for v := range V {
-			xs[i*V+v] = rng.ExpFloat64()
-			s += xs[i*V+v]
-		}
-		for v := range V {
-			xs[i*V+v] /= s
-		}
-	}
-	return xs
 }
 
 // boeClosedForm is ∂r_b/∂S_l[v] of sequence b (the same at every
@@ -95,17 +76,7 @@ func TestBoERewardGradientMatchesFiniteDifferences(t *testing.T) {
 	for _, n := range []int{3, 1} {
 		g := buildRewardHarness(t, r, tensor.Float64, n, true)
 		xs := softOneHots(rng, n*L, V)
-		g.run(t, xs)
-		grad := layers.Float64s(g.gv, nil)
-		cost := func() float64 {
-			s := 0.0
-			for _, v := range g.run(t, xs) {
-				s += v
-			}
-			return s
-		}
-		fd := testutil.Checker{H: 1e-6, Tol: 1e-7}
-		fd.All(t, "d r/d x", cost, xs, grad)
+		grad, fd := g.checkGradient(t, xs, 1e-6, 1e-7)
 		for b := range n {
 			want := boeClosedForm(r, xs, b)
 			for l := range L {
@@ -136,14 +107,8 @@ func TestBoERewardGraphEqualsTokenReward(t *testing.T) {
 		for k := range r.W2 {
 			r.W2[k] *= c.scale // far tails at scale 30: |z| up to ~100
 		}
-		x := make([]int, n*L)
-		for i := range x {
-			x[i] = rng.IntN(V)
-		}
-		want := make([]float64, n)
-		if err := r.Reward(x, want); err != nil {
-			t.Fatal(err)
-		}
+		x := randomTokens(rng, n*L, V)
+		want := checkLogProbGraph(t, r, c.dt, x, c.tol, fmt.Sprintf("%v scale %v", c.dt, c.scale))
 		z := make([]float64, n)
 		if err := r.Logits(x, z); err != nil {
 			t.Fatal(err)
@@ -163,18 +128,6 @@ func TestBoERewardGraphEqualsTokenReward(t *testing.T) {
 			}
 			if math.Abs(zb-z[b]) > 1e-12*math.Max(1, math.Abs(zb)) || LogSigmoid(z[b]) != want[b] {
 				t.Fatalf("sequence %d: logit %v, closed form %v; reward %v", b, z[b], zb, want[b])
-			}
-		}
-		xs := make([]float64, n*L*V)
-		for i, v := range x {
-			xs[i*V+v] = 1
-		}
-		g := buildRewardHarness(t, r, c.dt, n, false)
-		got := g.run(t, xs)
-		g.m.Close()
-		for b := range n {
-			if d := math.Abs(got[b] - want[b]); d > c.tol*math.Max(1, math.Abs(want[b])) || want[b] > 0 || math.IsInf(got[b], 0) {
-				t.Fatalf("%v scale %v: graph %v, token reward %v", c.dt, c.scale, got, want)
 			}
 		}
 		t.Logf("%v scale %v: logits %.3g", c.dt, c.scale, z)
@@ -208,8 +161,7 @@ func TestBoERewardGradientDependsOnX(t *testing.T) {
 	grads := func(rw RewardGraph) []float64 {
 		g := buildRewardHarness(t, rw, tensor.Float64, n, true)
 		defer g.m.Close()
-		g.run(t, x)
-		return layers.Float64s(g.gv, nil)
+		return g.gradient(t, x)
 	}
 	row := func(grad []float64, b int) []float64 { return grad[b*L*V : b*L*V+V] }
 	gb, gl := grads(r), grads(lr)
@@ -242,31 +194,7 @@ func TestBoERewardGradientDependsOnX(t *testing.T) {
 func TestBoERewardInLookAhead(t *testing.T) {
 	rng := rand.New(rand.NewPCG(17, 18))
 	const B, K, L, V, tm, scale = 2, 3, 4, 6, 0.6, 10.0
-	r := boeRandom(t, rng, L, V, 3, 5, 1)
-	m, err := graph.New(graph.Config{Arch: "mlp", L: L, V: V, Embed: 4, Hidden: 16, Layers: 2, Act: "relu", DType: "float64", InitSeed: 5})
-	if err != nil {
-		t.Fatal(err)
-	}
-	la, err := NewLookAhead(m, r, LookAheadConfig{Batch: B, Phi: K, Tau: 0.5})
-	if err != nil {
-		t.Fatal(err)
-	}
-	xt := make([]int, B*L)
-	for i := range xt {
-		xt[i] = rng.IntN(V + 1) // V = MASK
-	}
-	noise := laGumbel(rng, B*K*L*V)
-	o := laHard(t, la, xt, tm, scale, noise)
-	want := make([]float64, B*K)
-	if err := r.Reward(hardSamples(xt, o.logits, noise, B, K, L, V), want); err != nil {
-		t.Fatal(err)
-	}
-	if d := maxAbsDiff(o.rewards, want); d > 1e-10 {
-		t.Fatalf("look-ahead rewards %v, token rewards %v", o.rewards, want)
-	}
-	if maxAbsDiff(o.grad, make([]float64, len(o.grad))) == 0 {
-		t.Fatal("look-ahead gradient is zero")
-	}
+	checkInLookAhead(t, boeRandom(t, rng, L, V, 3, 5, 1), rng, B, K, tm, scale)
 }
 
 // Bad shapes, weights, tokens and inputs are errors naming the problem,
@@ -317,24 +245,8 @@ func TestBoERewardBadInputs(t *testing.T) {
 	if err := broken.Reward([]int{0, 1}, out); err == nil || !strings.Contains(err.Error(), "wrong sizes") {
 		t.Errorf("hand-built reward without W2: %v", err)
 	}
-	unlock := graph.LockBuild()
-	defer unlock()
-	s, _ := layers.NewStore(tensor.Float64, 1)
-	ctx := layers.NewCtx(s, false)
-	if _, err := r.Build(ctx, ctx.Input("x", 4, 4), 2); err == nil || !strings.Contains(err.Error(), "shape") {
-		t.Errorf("wrong input shape: %v", err)
-	}
-	if _, err := r.Build(ctx, ctx.Input("x2", 4, 3), 0); err == nil || !strings.Contains(err.Error(), "0 sequences") {
-		t.Errorf("n = 0: %v", err)
-	}
-	if _, err := broken.Build(ctx, ctx.Input("x3", 4, 3), 2); err == nil || !strings.Contains(err.Error(), "wrong sizes") {
+	if err := buildError(t, broken, L*2, V, 2); err == nil || !strings.Contains(err.Error(), "wrong sizes") {
 		t.Errorf("hand-built reward in a graph: %v", err)
 	}
-	if _, err := r.Build(nil, ctx.Input("x4", 4, 3), 2); err == nil {
-		t.Error("nil context: want an error")
-	}
-	s32, _ := layers.NewStore(tensor.Float32, 1)
-	if _, err := r.Build(layers.NewCtx(s32, false), ctx.Input("x5", 4, 3), 2); err == nil || !strings.Contains(err.Error(), "dtype") {
-		t.Errorf("dtype mismatch: %v", err)
-	}
+	checkBuildRejects(t, r)
 }

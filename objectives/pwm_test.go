@@ -6,9 +6,6 @@ import (
 	"testing"
 
 	"gorgonia.org/tensor"
-
-	"github.com/ddsmc/ddsmc/graph"
-	"github.com/ddsmc/ddsmc/layers"
 )
 
 // pwmRandom returns a random forward matrix [w][V] and its reverse
@@ -64,46 +61,11 @@ func TestPWMRewardGradientMatchesFiniteDifferences(t *testing.T) {
 			t.Fatal(err)
 		}
 		g := pwmBuild(t, rw, tensor.Float64, n, true)
-		xs := make([]float64, n*L*V)
-		for i := 0; i < n*L; i++ { // soft one-hot rows (Dirichlet-like)
-			s := 0.0
-			for b := 0; b < V; b++ {
-				xs[i*V+b] = rng.ExpFloat64()
-				s += xs[i*V+b]
-			}
-			for b := 0; b < V; b++ {
-				xs[i*V+b] /= s
-			}
+		grad, fd := g.checkGradient(t, softOneHots(rng, n*L, V), h, tol)
+		if norm := maxAbsDiff(grad, make([]float64, len(grad))); norm < 0.1 {
+			t.Fatalf("n=%d: degenerate test: gradient max %g", n, norm)
 		}
-		g.run(t, xs)
-		grad := layers.Float64s(g.gv, nil)
-		cost := func(x []float64) float64 {
-			s := 0.0
-			for _, r := range g.run(t, x) {
-				s += r
-			}
-			return s
-		}
-		worst, norm := 0.0, 0.0
-		for i := range xs {
-			old := xs[i]
-			xs[i] = old + h
-			fp := cost(xs)
-			xs[i] = old - h
-			fm := cost(xs)
-			xs[i] = old
-			num := (fp - fm) / (2 * h)
-			rel := math.Abs(grad[i]-num) / math.Max(1, math.Max(math.Abs(grad[i]), math.Abs(num)))
-			worst = math.Max(worst, rel)
-			norm = math.Max(norm, math.Abs(grad[i]))
-			if rel > tol || math.IsNaN(grad[i]) {
-				t.Fatalf("n=%d: d r/d x[%d]: analytic %.10g, finite difference %.10g (rel err %.3g)", n, i, grad[i], num, rel)
-			}
-		}
-		if norm < 0.1 {
-			t.Fatalf("degenerate test: gradient max %g", norm)
-		}
-		t.Logf("n=%d: %d coordinates, worst relative error %.2g", n, len(xs), worst)
+		t.Logf("n=%d: %d coordinates, worst relative error %.2g", n, fd.Checked, fd.Worst)
 	}
 }
 
@@ -118,24 +80,14 @@ func TestPWMRewardTokenMatchesGraph(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	x := make([]int, n*L)
-	for i := range x {
-		x[i] = rng.IntN(V)
-	}
-	tok := make([]float64, n)
-	if err := rw.Reward(x, tok); err != nil {
-		t.Fatal(err)
-	}
-	oh := make([]float64, n*L*V)
-	for i, v := range x {
-		oh[i*V+v] = 1
-	}
+	x := randomTokens(rng, n*L, V)
+	var tok []float64
 	for _, c := range []struct {
 		dt  tensor.Dtype
 		tol float64
 	}{{tensor.Float64, 1e-10}, {tensor.Float32, 1e-4}} {
-		g := pwmBuild(t, rw, c.dt, n, false)
-		got := g.run(t, oh)
+		var got []float64
+		got, tok = graphOnOneHots(t, rw, c.dt, x)
 		for b := range tok {
 			if d := math.Abs(got[b] - tok[b]); d > c.tol {
 				t.Fatalf("%v: graph reward %v, token reward %v", c.dt, got[b], tok[b])
@@ -169,35 +121,11 @@ func TestPWMRewardInLookAhead(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m, err := graph.New(graph.Config{Arch: "mlp", L: L, V: V, Embed: 4, Hidden: 16, Layers: 2, TimeDim: 0, Act: "relu", DType: "float64", InitSeed: 5})
-	if err != nil {
-		t.Fatal(err)
-	}
 	const B, K, tm, scale = 3, 2, 0.6, 1.0
-	la, err := NewLookAhead(m, rw, LookAheadConfig{Batch: B, Phi: K, Tau: 0.5})
-	if err != nil {
-		t.Fatal(err)
-	}
-	xt := make([]int, B*L)
-	for i := range xt {
-		xt[i] = rng.IntN(V + 1) // V = MASK
-	}
-	noise := laGumbel(rng, B*K*L*V)
-	o := laHard(t, la, xt, tm, scale, noise)
-	x0 := hardSamples(xt, o.logits, noise, B, K, L, V)
-	want := make([]float64, B*K)
-	if err := rw.Reward(x0, want); err != nil {
-		t.Fatal(err)
-	}
-	if d := maxAbsDiff(o.rewards, want); d > 1e-10 {
-		t.Fatalf("look-ahead rewards %v, token rewards %v (diff %.3g)", o.rewards, want, d)
-	}
-	if maxAbsDiff(o.grad, make([]float64, len(o.grad))) == 0 {
-		t.Fatal("look-ahead gradient is zero")
-	}
+	checkInLookAhead(t, rw, rng, B, K, tm, scale)
 }
 
-// Bad matrices and inputs are errors.
+// Bad matrices, inputs and Build arguments are errors.
 func TestPWMRewardBadInputs(t *testing.T) {
 	good := [][]float64{{0, 1, 0, 0}, {1, 0, 0, 0}}
 	for name, c := range map[string]struct {
@@ -226,4 +154,5 @@ func TestPWMRewardBadInputs(t *testing.T) {
 	if err := rw.Reward([]int{0, 1, 2, 4}, make([]float64, 1)); err == nil {
 		t.Error("token 4 (MASK) in a clean sequence: no error")
 	}
+	checkBuildRejects(t, rw)
 }

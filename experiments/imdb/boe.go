@@ -1,22 +1,13 @@
 package imdb
 
 import (
-	"bufio"
-	"bytes"
-	"crypto/sha256"
-	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"math"
 	"math/rand/v2"
-	"os"
 	"time"
 
-	"github.com/ddsmc/ddsmc/experiments/task"
-	"github.com/ddsmc/ddsmc/internal/atomicfile"
 	"github.com/ddsmc/ddsmc/objectives"
 	"github.com/ddsmc/ddsmc/smc"
 )
@@ -131,18 +122,6 @@ type steeringReward interface {
 	objectives.RewardGraph
 }
 
-// heldOutReviews marks the share of n train reviews that TrainLR holds
-// out with the same seed (the same draw, so both classifiers are
-// validated on the same reviews).
-func heldOutReviews(n int, seed uint64, share float64) []bool {
-	rng := rand.New(rand.NewPCG(seed, 0x5e1))
-	held := make([]bool, n)
-	for _, d := range rng.Perm(n)[:int(share*float64(n))] {
-		held[d] = true
-	}
-	return held
-}
-
 // boeLayout slices theta into E (V×D), W1 (D×H), B1, W2 (H) and B2 (1).
 func boeLayout(theta []float64, V, D, H int) (e, w1, b1, w2, b2 []float64) {
 	at := 0
@@ -163,8 +142,8 @@ func boeLayout(theta []float64, V, D, H int) (e, w1, b1, w2, b2 []float64) {
 // without improvement. It is deterministic given cfg.Seed. The kept model
 // is scored as the LR is, on up to 4 windows per test review.
 func TrainBoE(c *Corpus, v *Vocab, cfg BoEConfig, log io.Writer) (*BoE, error) {
-	if c.VocabHash != v.Hash() {
-		return nil, errors.New("imdb: the corpus was built for another vocabulary")
+	if err := sameVocab(c, v); err != nil {
+		return nil, err
 	}
 	if cfg.L <= 0 || cfg.D <= 0 || cfg.H <= 0 || !(cfg.Gain > 0) || math.IsInf(cfg.Gain, 0) || cfg.Epochs <= 0 || cfg.Patience <= 0 || cfg.Batch <= 0 || !(cfg.LR > 0) ||
 		!(cfg.L2 >= 0) || math.IsInf(cfg.L2, 0) || !(cfg.ValShare > 0 && cfg.ValShare < 1) {
@@ -202,12 +181,9 @@ func TrainBoE(c *Corpus, v *Vocab, cfg BoEConfig, log io.Writer) (*BoE, error) {
 
 	grad := make([]float64, len(theta))
 	ge, gw1, gb1, gw2, gb2 := boeLayout(grad, V, D, H)
-	mom, vel := make([]float64, len(theta)), make([]float64, len(theta))
 	h, u, da, dh := make([]float64, D), make([]float64, H), make([]float64, H), make([]float64, D)
 	n := fit.n()
-	steps := cfg.Epochs * ((n + cfg.Batch - 1) / cfg.Batch)
-	const b1, b2, eps = 0.9, 0.999, 1e-8
-	step := 0
+	opt := newAdam(len(theta), cfg.LR, cfg.Epochs*((n+cfg.Batch-1)/cfg.Batch))
 	best, bestTheta := math.Inf(1), make([]float64, len(theta))
 	var bestEpoch int
 	var bestAcc, bestAUC float64
@@ -248,18 +224,11 @@ func TrainBoE(c *Corpus, v *Vocab, cfg BoEConfig, log io.Writer) (*BoE, error) {
 					}
 				}
 			}
-			step++
-			lr := cfg.LR * 0.5 * (1 + math.Cos(math.Pi*float64(step-1)/float64(steps)))
-			c1, c2 := 1-math.Pow(b1, float64(step)), 1-math.Pow(b2, float64(step))
-			for j := range theta {
-				gj := grad[j]
-				if cfg.L2 > 0 && (j < penalised || (j >= penalised+H && j < penalised+2*H)) {
-					gj += 2 * cfg.L2 * theta[j]
-				}
-				mom[j] = b1*mom[j] + (1-b1)*gj
-				vel[j] = b2*vel[j] + (1-b2)*gj*gj
-				theta[j] -= lr * (mom[j] / c1) / (math.Sqrt(vel[j]/c2) + eps)
+			if cfg.L2 > 0 {
+				addL2(grad, theta, cfg.L2, 0, penalised)               // E and W1
+				addL2(grad, theta, cfg.L2, penalised+H, penalised+2*H) // W2
 			}
+			opt.step(theta, grad)
 		}
 		vl := 0.0
 		for i := range val.n() {
@@ -281,9 +250,7 @@ func TrainBoE(c *Corpus, v *Vocab, cfg BoEConfig, log io.Writer) (*BoE, error) {
 	if math.IsInf(best, 0) || math.IsNaN(best) {
 		return nil, fmt.Errorf("imdb: BoE training diverged (validation loss %v)", best)
 	}
-	test := labelled(c.Test, cfg.L).perDoc(rand.New(rand.NewPCG(cfg.Seed, 0x7e57)), 4)
-	m.TestAcc, m.TestAUC = scoreLR(test, m.Logit)
-	m.TestN = test.n()
+	m.TestAcc, m.TestAUC, m.TestN = scoreTest(c, cfg.L, cfg.Seed, m.Logit)
 	m.Seconds = time.Since(start).Seconds()
 	fmt.Fprintf(log, "imdb: BoE (d = %d, %d tanh units) kept epoch %d: validation accuracy %.4f, AUC %.4f (%d windows of %d held-out train reviews); test accuracy %.4f, AUC %.4f on %d windows (up to 4 per test review); %.0f s\n",
 		D, H, bestEpoch, bestAcc, bestAUC, val.n(), countTrue(held), m.TestAcc, m.TestAUC, m.TestN, m.Seconds)
@@ -299,29 +266,14 @@ func logLoss(z, y float64) float64 {
 
 const boeMagic = "# ddsmc imdb bag-of-embeddings MLP v1\n"
 
-// Save writes the classifier atomically in the LR's format (Save): a magic
-// line, its JSON and a last line "sha256 <hex>" of everything before it.
-// A score that could not be measured (NaN) is written as −1.
+// Save writes the classifier atomically in the LR's format
+// (saveChecksummed): a magic line, its JSON and a last line
+// "sha256 <hex>" of everything before it. A score that could not be
+// measured (NaN) is written as −1.
 func (m *BoE) Save(path string) error {
 	c := *m
-	for _, f := range []*float64{&c.ValLoss, &c.ValAcc, &c.ValAUC, &c.TestAcc, &c.TestAUC} {
-		if math.IsNaN(*f) {
-			*f = -1
-		}
-	}
-	j, err := json.Marshal(&c)
-	if err != nil {
-		return fmt.Errorf("imdb: encoding the BoE reward classifier: %w", err)
-	}
-	body := append([]byte(boeMagic), append(j, '\n')...)
-	sum := sha256.Sum256(body)
-	return atomicfile.Write(path, func(w *bufio.Writer) error {
-		if _, err := w.Write(body); err != nil {
-			return err
-		}
-		_, err := fmt.Fprintf(w, "sha256 %s\n", hex.EncodeToString(sum[:]))
-		return err
-	})
+	unmeasuredAsMinusOne(&c.ValLoss, &c.ValAcc, &c.ValAUC, &c.TestAcc, &c.TestAUC)
+	return saveChecksummed(path, boeMagic, "BoE reward classifier", &c)
 }
 
 // staleError is a classifier file that is intact but was trained for
@@ -342,31 +294,16 @@ func isStale(err error) bool {
 // or not finite, or one trained for another vocabulary or length, is an
 // error naming the file.
 func LoadBoE(path string, v *Vocab, L int) (*BoE, error) {
-	b, err := os.ReadFile(path)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, fmt.Errorf("imdb: no BoE reward classifier at %s (run `ddsmc prepare` on this config): %w", path, task.ErrNotPrepared)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("imdb: BoE reward classifier: %w", err)
-	}
-	i := bytes.LastIndex(bytes.TrimRight(b, "\n"), []byte("\nsha256 "))
-	if !bytes.HasPrefix(b, []byte(boeMagic)) || i < 0 {
-		return nil, fmt.Errorf("imdb: BoE reward classifier %s is corrupt or not an imdb bag-of-embeddings classifier", path)
-	}
-	body := b[:i+1]
-	sum := sha256.Sum256(body)
-	if string(bytes.TrimSpace(b[i+1:])) != "sha256 "+hex.EncodeToString(sum[:]) {
-		return nil, fmt.Errorf("imdb: BoE reward classifier %s fails its checksum (truncated or edited)", path)
-	}
+	const what = "BoE reward classifier"
 	var m BoE
-	if err := json.Unmarshal(body[len(boeMagic):], &m); err != nil {
-		return nil, fmt.Errorf("imdb: BoE reward classifier %s: %w", path, err)
+	if err := loadChecksummed(path, boeMagic, what, "bag-of-embeddings classifier", &m); err != nil {
+		return nil, err
 	}
 	switch {
 	case m.VocabHash != v.Hash():
-		return nil, &staleError{fmt.Sprintf("imdb: BoE reward classifier %s was trained for another vocabulary (%.12s…, this one is %.12s…): run `ddsmc prepare -force`", path, m.VocabHash, v.Hash())}
+		return nil, &staleError{otherVocab(what, path, m.VocabHash, v)}
 	case m.L != L:
-		return nil, &staleError{fmt.Sprintf("imdb: BoE reward classifier %s was trained on windows of %d tokens, the task's are %d", path, m.L, L)}
+		return nil, &staleError{otherLength(what, path, m.L, L)}
 	case m.D <= 0 || len(m.E) != v.Size()*m.D:
 		return nil, fmt.Errorf("imdb: BoE reward classifier %s has %d embedding entries of width %d for a vocabulary of %d tokens", path, len(m.E), m.D, v.Size())
 	}

@@ -133,12 +133,9 @@ func fitLR(tr *windowSet, V int, cfg LRConfig, l2 float64) (w []float64, b float
 // fitRows is fitLR over rows of any length (row(i) and labels[i]).
 func fitRows(n int, row func(int) []int, labels []float64, V int, cfg LRConfig, l2 float64) (w []float64, b float64) {
 	w = make([]float64, V+1) // the last entry is the bias
-	m, v := make([]float64, V+1), make([]float64, V+1)
 	g := make([]float64, V+1)
 	rng := rand.New(rand.NewPCG(cfg.Seed, 0x1a))
-	steps := cfg.Epochs * ((n + cfg.Batch - 1) / cfg.Batch)
-	const b1, b2, eps = 0.9, 0.999, 1e-8
-	step := 0
+	opt := newAdam(len(w), cfg.LR, cfg.Epochs*((n+cfg.Batch-1)/cfg.Batch))
 	for range cfg.Epochs {
 		perm := rng.Perm(n)
 		for at := 0; at < n; at += cfg.Batch {
@@ -156,21 +153,44 @@ func fitRows(n int, row func(int) []int, labels []float64, V int, cfg LRConfig, 
 				}
 				g[V] += d
 			}
-			step++
-			lr := cfg.LR * 0.5 * (1 + math.Cos(math.Pi*float64(step-1)/float64(steps)))
-			c1, c2 := 1-math.Pow(b1, float64(step)), 1-math.Pow(b2, float64(step))
-			for j := range w {
-				gj := g[j]
-				if j < V {
-					gj += 2 * l2 * w[j]
-				}
-				m[j] = b1*m[j] + (1-b1)*gj
-				v[j] = b2*v[j] + (1-b2)*gj*gj
-				w[j] -= lr * (m[j] / c1) / (math.Sqrt(v[j]/c2) + eps)
-			}
+			addL2(g, w, l2, 0, V)
+			opt.step(w, g)
 		}
 	}
 	return w[:V:V], w[V]
+}
+
+// adam is Adam (β₁ = 0.9, β₂ = 0.999, ε = 1e-8) with a cosine decay of the
+// learning rate from peak to 0 over steps steps: the optimiser of both
+// reward classifiers.
+type adam struct {
+	peak        float64
+	steps, done int
+	m, v        []float64
+}
+
+func newAdam(n int, peak float64, steps int) *adam {
+	return &adam{peak: peak, steps: steps, m: make([]float64, n), v: make([]float64, n)}
+}
+
+// step updates theta by one Adam step along the gradient g.
+func (a *adam) step(theta, g []float64) {
+	const b1, b2, eps = 0.9, 0.999, 1e-8
+	a.done++
+	lr := a.peak * 0.5 * (1 + math.Cos(math.Pi*float64(a.done-1)/float64(a.steps)))
+	c1, c2 := 1-math.Pow(b1, float64(a.done)), 1-math.Pow(b2, float64(a.done))
+	for j, gj := range g {
+		a.m[j] = b1*a.m[j] + (1-b1)*gj
+		a.v[j] = b2*a.v[j] + (1-b2)*gj*gj
+		theta[j] -= lr * (a.m[j] / c1) / (math.Sqrt(a.v[j]/c2) + eps)
+	}
+}
+
+// addL2 adds the gradient of λ‖theta[lo:hi]‖² to g.
+func addL2(g, theta []float64, l2 float64, lo, hi int) {
+	for j := lo; j < hi; j++ {
+		g[j] += 2 * l2 * theta[j]
+	}
 }
 
 // scoreLR returns the accuracy (z > 0 ⇔ positive) and the ROC AUC of the
@@ -185,6 +205,34 @@ func scoreLR(s *windowSet, logit func([]int) float64) (acc, auc float64) {
 		}
 	}
 	return float64(right) / float64(max(s.n(), 1)), AUC(z, s.labels)
+}
+
+// scoreTest scores logit as scoreLR on up to 4 windows of length L per
+// test review (drawn with seed) and returns their number.
+func scoreTest(c *Corpus, L int, seed uint64, logit func([]int) float64) (acc, auc float64, n int) {
+	test := labelled(c.Test, L).perDoc(rand.New(rand.NewPCG(seed, 0x7e57)), 4)
+	acc, auc = scoreLR(test, logit)
+	return acc, auc, test.n()
+}
+
+// heldOutReviews marks the share of n train reviews held out for
+// validation with seed (the same draw for both classifiers, so that they
+// are validated on the same reviews).
+func heldOutReviews(n int, seed uint64, share float64) []bool {
+	rng := rand.New(rand.NewPCG(seed, 0x5e1))
+	held := make([]bool, n)
+	for _, d := range rng.Perm(n)[:int(share*float64(n))] {
+		held[d] = true
+	}
+	return held
+}
+
+// sameVocab checks that the corpus was built for vocabulary v.
+func sameVocab(c *Corpus, v *Vocab) error {
+	if c.VocabHash != v.Hash() {
+		return errors.New("imdb: the corpus was built for another vocabulary")
+	}
+	return nil
 }
 
 // AUC is the area under the ROC curve of scores for binary labels (1 =
@@ -223,18 +271,14 @@ func AUC(scores, labels []float64) float64 {
 // by review, then the model is refitted on all train-split windows and
 // scored on up to 4 windows per test review.
 func TrainLR(c *Corpus, v *Vocab, cfg LRConfig, log io.Writer) (*LR, error) {
-	if c.VocabHash != v.Hash() {
-		return nil, errors.New("imdb: the corpus was built for another vocabulary")
+	if err := sameVocab(c, v); err != nil {
+		return nil, err
 	}
 	if cfg.L <= 0 || cfg.Epochs <= 0 || cfg.Batch <= 0 || !(cfg.LR > 0) || len(cfg.L2) == 0 || !(cfg.ValShare > 0 && cfg.ValShare < 1) {
 		return nil, fmt.Errorf("imdb: bad LR config %+v", cfg)
 	}
 	all := labelled(c.Train, cfg.L)
-	rng := rand.New(rand.NewPCG(cfg.Seed, 0x5e1))
-	held := make([]bool, len(c.Train))
-	for _, d := range rng.Perm(len(c.Train))[:int(cfg.ValShare*float64(len(c.Train)))] {
-		held[d] = true
-	}
+	held := heldOutReviews(len(c.Train), cfg.Seed, cfg.ValShare)
 	fitSet, valSet := all.subset(func(d int) bool { return !held[d] }), all.subset(func(d int) bool { return held[d] })
 	V := v.Size()
 	best, bestAcc := cfg.L2[0], -1.0
@@ -249,9 +293,7 @@ func TrainLR(c *Corpus, v *Vocab, cfg LRConfig, log io.Writer) (*LR, error) {
 	}
 	w, b := fitLR(all, V, cfg, best)
 	m := &LR{VocabHash: v.Hash(), L: cfg.L, W: w, Bias: b, L2: best, ValAcc: bestAcc, Config: cfg}
-	test := labelled(c.Test, cfg.L).perDoc(rand.New(rand.NewPCG(cfg.Seed, 0x7e57)), 4)
-	m.TestAcc, m.TestAUC = scoreLR(test, m.Logit)
-	m.TestN = test.n()
+	m.TestAcc, m.TestAUC, m.TestN = scoreTest(c, cfg.L, cfg.Seed, m.Logit)
 	fmt.Fprintf(log, "imdb: LR refitted on %d train windows with λ = %g: test accuracy %.4f, AUC %.4f on %d windows (up to 4 per test review)\n",
 		all.n(), best, m.TestAcc, m.TestAUC, m.TestN)
 	return m, nil
@@ -259,21 +301,57 @@ func TrainLR(c *Corpus, v *Vocab, cfg LRConfig, log io.Writer) (*LR, error) {
 
 const lrMagic = "# ddsmc imdb logistic regression v1\n"
 
-// Save writes the classifier atomically: a magic line, its JSON and a last
-// line "sha256 <hex>" of everything before it. A score that could not be
-// measured (NaN, e.g. the AUC of a one-class test set) is written as −1.
+// Save writes the classifier atomically (saveChecksummed): a magic line,
+// its JSON and a last line "sha256 <hex>" of everything before it. A
+// score that could not be measured (NaN, e.g. the AUC of a one-class test
+// set) is written as −1.
 func (m *LR) Save(path string) error {
 	c := *m
-	for _, f := range []*float64{&c.ValAcc, &c.TestAcc, &c.TestAUC} {
+	unmeasuredAsMinusOne(&c.ValAcc, &c.TestAcc, &c.TestAUC)
+	return saveChecksummed(path, lrMagic, "reward classifier", &c)
+}
+
+// LoadLR reads a classifier written by Save and checks that it was trained
+// on vocabulary v for windows of length L. A missing file is
+// task.ErrNotPrepared; a corrupt one, or one trained for another
+// vocabulary or length, is an error naming the file.
+func LoadLR(path string, v *Vocab, L int) (*LR, error) {
+	const what = "reward classifier"
+	var m LR
+	if err := loadChecksummed(path, lrMagic, what, "classifier", &m); err != nil {
+		return nil, err
+	}
+	switch {
+	case m.VocabHash != v.Hash():
+		return nil, errors.New(otherVocab(what, path, m.VocabHash, v))
+	case len(m.W) != v.Size():
+		return nil, fmt.Errorf("imdb: reward classifier %s has %d weights for a vocabulary of %d tokens", path, len(m.W), v.Size())
+	case m.L != L:
+		return nil, errors.New(otherLength(what, path, m.L, L))
+	}
+	return &m, nil
+}
+
+// unmeasuredAsMinusOne replaces each NaN score (one that could not be
+// measured) by −1, which JSON can hold.
+func unmeasuredAsMinusOne(scores ...*float64) {
+	for _, f := range scores {
 		if math.IsNaN(*f) {
 			*f = -1
 		}
 	}
-	j, err := json.Marshal(&c)
+}
+
+// saveChecksummed writes v atomically as the reward classifiers' file
+// format: the magic line, v's JSON on one line and a last line
+// "sha256 <hex>" of everything before it. what names the classifier in
+// errors ("reward classifier").
+func saveChecksummed(path, magic, what string, v any) error {
+	j, err := json.Marshal(v)
 	if err != nil {
-		return fmt.Errorf("imdb: encoding the reward classifier: %w", err)
+		return fmt.Errorf("imdb: encoding the %s: %w", what, err)
 	}
-	body := append([]byte(lrMagic), append(j, '\n')...)
+	body := append([]byte(magic), append(j, '\n')...)
 	sum := sha256.Sum256(body)
 	return atomicfile.Write(path, func(w *bufio.Writer) error {
 		if _, err := w.Write(body); err != nil {
@@ -284,40 +362,44 @@ func (m *LR) Save(path string) error {
 	})
 }
 
-// LoadLR reads a classifier written by Save and checks that it was trained
-// on vocabulary v for windows of length L. A missing file is
-// task.ErrNotPrepared; a corrupt one, or one trained for another
-// vocabulary or length, is an error naming the file.
-func LoadLR(path string, v *Vocab, L int) (*LR, error) {
+// loadChecksummed reads into v a file written by saveChecksummed with the
+// same magic line. A missing file is task.ErrNotPrepared; one without the
+// magic line or the checksum line is "corrupt or not an imdb <kind>"; one
+// failing its checksum or whose JSON does not decode is an error naming
+// the file. what names the classifier in errors ("reward classifier").
+func loadChecksummed(path, magic, what, kind string, v any) error {
 	b, err := os.ReadFile(path)
 	if errors.Is(err, fs.ErrNotExist) {
-		return nil, fmt.Errorf("imdb: no reward classifier at %s (run `ddsmc prepare` on this config): %w", path, task.ErrNotPrepared)
+		return fmt.Errorf("imdb: no %s at %s (run `ddsmc prepare` on this config): %w", what, path, task.ErrNotPrepared)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("imdb: reward classifier: %w", err)
+		return fmt.Errorf("imdb: %s: %w", what, err)
 	}
 	i := bytes.LastIndex(bytes.TrimRight(b, "\n"), []byte("\nsha256 "))
-	if !bytes.HasPrefix(b, []byte(lrMagic)) || i < 0 {
-		return nil, fmt.Errorf("imdb: reward classifier %s is corrupt or not an imdb classifier", path)
+	if !bytes.HasPrefix(b, []byte(magic)) || i < 0 {
+		return fmt.Errorf("imdb: %s %s is corrupt or not an imdb %s", what, path, kind)
 	}
 	body := b[:i+1]
 	sum := sha256.Sum256(body)
 	if string(bytes.TrimSpace(b[i+1:])) != "sha256 "+hex.EncodeToString(sum[:]) {
-		return nil, fmt.Errorf("imdb: reward classifier %s fails its checksum (truncated or edited)", path)
+		return fmt.Errorf("imdb: %s %s fails its checksum (truncated or edited)", what, path)
 	}
-	var m LR
-	if err := json.Unmarshal(body[len(lrMagic):], &m); err != nil {
-		return nil, fmt.Errorf("imdb: reward classifier %s: %w", path, err)
+	if err := json.Unmarshal(body[len(magic):], v); err != nil {
+		return fmt.Errorf("imdb: %s %s: %w", what, path, err)
 	}
-	switch {
-	case m.VocabHash != v.Hash():
-		return nil, fmt.Errorf("imdb: reward classifier %s was trained for another vocabulary (%.12s…, this one is %.12s…): run `ddsmc prepare -force`", path, m.VocabHash, v.Hash())
-	case len(m.W) != v.Size():
-		return nil, fmt.Errorf("imdb: reward classifier %s has %d weights for a vocabulary of %d tokens", path, len(m.W), v.Size())
-	case m.L != L:
-		return nil, fmt.Errorf("imdb: reward classifier %s was trained on windows of %d tokens, the task's are %d", path, m.L, L)
-	}
-	return &m, nil
+	return nil
+}
+
+// otherVocab says that the classifier what at path was trained for the
+// vocabulary of hash, not v.
+func otherVocab(what, path, hash string, v *Vocab) string {
+	return fmt.Sprintf("imdb: %s %s was trained for another vocabulary (%.12s…, this one is %.12s…): run `ddsmc prepare -force`", what, path, hash, v.Hash())
+}
+
+// otherLength says that the classifier what at path was trained on
+// windows of l tokens, not the task's L.
+func otherLength(what, path string, l, L int) string {
+	return fmt.Sprintf("imdb: %s %s was trained on windows of %d tokens, the task's are %d", what, path, l, L)
 }
 
 func countTrue(b []bool) int {
