@@ -331,3 +331,45 @@ func TestPoolSweepOverClasses(t *testing.T) {
 		t.Errorf("split 3 of 2 repeats: error %v", err)
 	}
 }
+
+// [smc] steps and eta override the base's diffusion.steps and η for a run
+// (a sweep varies T and the ReMDM remasking of one trained model); bad
+// values are refused naming the key.
+func TestSMCStepsAndEtaOverrides(t *testing.T) {
+	tmp := t.TempDir()
+	_, cfg := cfgBase(t, tmp, 0, "[smc]\nsteps = 3\neta = 0.25\nparticles = 4\nbatch = 4\ntwist = \"none\"\n")
+	m, _, err := loadDenoiser(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, _, err := BuildSampler(cfg, m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Steps() != 3 {
+		t.Errorf("smc.steps = 3: the sampler has %d steps (diffusion.steps = %d)", s.Steps(), cfg.Diffusion.Steps)
+	}
+	res, err := s.Run(rand.New(rand.NewPCG(1, 1)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Trace) != 3 && len(res.Trace) != 4 {
+		t.Errorf("trace of %d steps for T = 3", len(res.Trace))
+	}
+	for _, c := range []struct{ smc, want string }{
+		{"steps = -1", "smc.steps = -1"},
+		{"eta = 1.5", "smc.eta = 1.5"},
+		{"eta = -0.1", "smc.eta = -0.1"},
+	} {
+		path := filepath.Join(tmp, "bad.toml")
+		b, _ := os.ReadFile(filepath.Join(tmp, "u.toml"))
+		b = []byte(strings.Split(string(b), "[smc]")[0])
+		if err := os.WriteFile(path, append(b, []byte("[smc]\n"+c.smc+"\n")...), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		b, _ = os.ReadFile(path)
+		if _, err := Parse(path, b); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("[smc] %s: error %v, want one containing %q", c.smc, err, c.want)
+		}
+	}
+}
