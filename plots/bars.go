@@ -124,6 +124,6 @@ func Bars(path string, groups []string, names []string, values, errs [][]float64
 	w = min(w, 16*vg.Inch)
 	categoricalTicks(p, groups, w-vg.Inch)
 	w += leg.width()
-	p.Title.Text = wrapText(p.Title.TextStyle, o.Title, w-vg.Inch/2)
+	p.Title.Text = wrapText(p.Title.TextStyle, o.Title, w-leg.width()-vg.Inch/2) // the plot's width, beside the legend
 	return render(path, w, figH, func(c draw.Canvas) { drawWithLegend(c, p, leg) })
 }

@@ -332,7 +332,9 @@ func drawCurves(path string, cs []curve, o curveOpts) error {
 		p.X.Padding = 0
 		categoricalTicks(p, o.ticks, w-leg.width()-vg.Inch)
 	}
-	p.Title.Text = wrapText(p.Title.TextStyle, o.Title, w-vg.Inch/2)
+	// The title is centred over the plot, which the legend leaves beside
+	// it: wrap it to that width, or a long title overflows the left edge.
+	p.Title.Text = wrapText(p.Title.TextStyle, o.Title, w-leg.width()-vg.Inch/2)
 	return render(path, w, figH, func(c draw.Canvas) { drawWithLegend(c, p, leg) })
 }
 
