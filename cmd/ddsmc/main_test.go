@@ -32,7 +32,8 @@ func TestCommandLine(t *testing.T) {
 		{[]string{"smc", bad}, 1, "", "gmm1, gmm2"},
 		{[]string{"smc", gmmReward}, 1, "", "unknown key reward, reward.target"},
 		{[]string{"prepare", "gmm1"}, 0, "task gmm1 needs no preparation", ""},
-		{[]string{"demo", "extra"}, 2, "", "takes no arguments"},
+		{[]string{"demo", "extra"}, 2, "", `no demo "extra" (built in: gmm, imdb)`},
+		{[]string{"demo", "imdb", "gmm"}, 2, "", "at most one demo name"},
 	} {
 		var out, errb bytes.Buffer
 		code := run(c.args, &out, &errb)
