@@ -314,13 +314,13 @@ func TestPoolSweepOverClasses(t *testing.T) {
 	}
 	// The pooled figure: FID against the chunk, from pooled_mean.csv's
 	// source when averaged away, here from pooled.csv of the first sweep.
-	if figs, err := PlotPooled(dir, "variant", "fid", "", ""); err == nil {
+	if figs, err := PlotPooled(dir, "variant", "fid", "", "", nil); err == nil {
 		t.Errorf("a non-numeric x: figures %v, no error", figs)
 	}
-	if _, err := PlotPooled(dir, "runs", "nope", "", ""); err == nil || !strings.Contains(err.Error(), `"nope" is not a column`) {
+	if _, err := PlotPooled(dir, "runs", "nope", "", "", nil); err == nil || !strings.Contains(err.Error(), `"nope" is not a column`) {
 		t.Errorf("unknown y: error %v", err)
 	}
-	figs, err := PlotPooled(dir, "runs", "fid", "", "")
+	figs, err := PlotPooled(dir, "runs", "fid", "", "", nil)
 	if err != nil || len(figs) != 1 {
 		t.Fatalf("PlotPooled: %v, %v", figs, err)
 	}

@@ -21,9 +21,12 @@ import (
 // column ("" = a single figure). Rows that differ only in the variant
 // (e.g. the plain CFG sampler at N = 1 and SMC at N > 1) join one curve.
 // It writes DIR/figures/pooled_<y>_vs_<x>[_<panel>=<v>] (PNG and SVG) and
-// returns the PNG paths. An unknown column, or two rows at one point of
-// one curve, is an error.
-func PlotPooled(dir, x, y, series, panel string) ([]string, error) {
+// returns the PNG paths. where keeps only the rows whose columns have the
+// given values (e.g. phi = "-": the rows of the block that did not sweep
+// φ), and rows whose x is not a number ("-": not swept in their block) are
+// left out. An unknown column, or two rows at one point of one curve, is
+// an error.
+func PlotPooled(dir, x, y, series, panel string, where map[string]string) ([]string, error) {
 	path := filepath.Join(dir, PooledMeanFile)
 	if _, err := os.Stat(path); err != nil {
 		path = filepath.Join(dir, PooledFile)
@@ -65,10 +68,27 @@ func PlotPooled(dir, x, y, series, panel string) ([]string, error) {
 		return nil, err
 	}
 	ei := slices.Index(head, y+"_se")
+	keep := func(r []string) (bool, error) {
+		for k, v := range where {
+			i, err := col(k, "-where")
+			if err != nil {
+				return false, err
+			}
+			if r[i] != v {
+				return false, nil
+			}
+		}
+		return true, nil
+	}
 	type point struct{ x, y, e float64 }
 	panels := map[string]map[string][]point{}
 	var panelOrder []string
 	for _, r := range rows[1:] {
+		if ok, err := keep(r); err != nil {
+			return nil, err
+		} else if !ok || r[xi] == "-" {
+			continue
+		}
 		pv := ""
 		if pi >= 0 {
 			pv = r[pi]
@@ -117,12 +137,15 @@ func PlotPooled(dir, x, y, series, panel string) ([]string, error) {
 		name := "pooled_" + y + "_vs_" + x
 		title := fmt.Sprintf("%s against %s (pooled outputs", y, x)
 		if ei >= 0 {
-			title += "; mean ± s.e. over chunks"
+			title += "; mean ± s.e. over the averaged groups"
 		}
 		title += ")"
 		if pi >= 0 {
 			name += "_" + panel + "=" + pv
 			title += ", " + panel + " = " + pv
+		}
+		for _, k := range sortedKeys(where) {
+			name += "_" + k + "=" + strings.ReplaceAll(where[k], "-", "none")
 		}
 		png := filepath.Join(dir, "figures", name+".png")
 		if err := os.MkdirAll(filepath.Dir(png), 0o755); err != nil {
@@ -153,4 +176,13 @@ func logScale(ss []plots.ErrorSeries) bool {
 		}
 	}
 	return hi >= 8*lo
+}
+
+func sortedKeys(m map[string]string) []string {
+	var ks []string
+	for k := range m {
+		ks = append(ks, k)
+	}
+	sort.Strings(ks)
+	return ks
 }

@@ -370,6 +370,7 @@ func cmdPlot(args []string, stdout, stderr io.Writer) error {
 	pooled := fs.Bool("pooled", false, "draw -y against -x from the sweep's pooled table (pooled_mean.csv or pooled.csv), one curve per -series value and one figure per -panel value")
 	series := fs.String("series", "", "with -pooled: the column whose values are the curves (e.g. guidance)")
 	panel := fs.String("panel", "", "with -pooled: the column whose values are the figures (e.g. steps)")
+	where := fs.String("where", "", "with -pooled: keep only rows with these values, KEY=VALUE[,KEY=VALUE] (e.g. phi=- for the block that did not sweep phi)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -381,7 +382,18 @@ func cmdPlot(args []string, stdout, stderr io.Writer) error {
 		if *x == "" {
 			return fmt.Errorf("%w: ddsmc plot -pooled needs -x", errUsage)
 		}
-		figs, err := experiments.PlotPooled(fs.Arg(0), *x, *y, *series, *panel)
+		w := map[string]string{}
+		for _, kv := range strings.Split(*where, ",") {
+			if kv == "" {
+				continue
+			}
+			k, v, ok := strings.Cut(kv, "=")
+			if !ok {
+				return fmt.Errorf("%w: -where %q: want KEY=VALUE", errUsage, kv)
+			}
+			w[k] = v
+		}
+		figs, err := experiments.PlotPooled(fs.Arg(0), *x, *y, *series, *panel, w)
 		if err != nil {
 			return err
 		}
