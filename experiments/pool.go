@@ -257,21 +257,7 @@ func averageRows(rows []pooledRow, keep, metrics []string) []pooledRow {
 					xs = append(xs, v)
 				}
 			}
-			mean, se := math.NaN(), math.NaN()
-			if len(xs) > 0 {
-				mean = 0
-				for _, v := range xs {
-					mean += v / float64(len(xs))
-				}
-			}
-			if len(xs) > 1 {
-				ss := 0.0
-				for _, v := range xs {
-					ss += (v - mean) * (v - mean)
-				}
-				se = math.Sqrt(ss / float64(len(xs)-1) / float64(len(xs)))
-			}
-			out[i].metrics[k], out[i].metrics[k+"_se"] = mean, se
+			out[i].metrics[k], out[i].metrics[k+"_se"] = MeanSE(xs)
 		}
 	}
 	return out

@@ -74,17 +74,10 @@ func summarisePoints(res *Results) []*group {
 	out := make([]*group, 0, len(byPoint))
 	for p, g := range byPoint {
 		for m, v := range vals[p] {
-			mean := 0.0
-			for _, x := range v {
-				mean += x / float64(len(v))
-			}
-			ss := 0.0
-			for _, x := range v {
-				ss += (x - mean) * (x - mean)
-			}
+			mean, se := MeanSE(v)
 			g.mean[m], g.count[m] = mean, len(v)
 			if len(v) > 1 {
-				g.se[m] = math.Sqrt(ss / float64(len(v)-1) / float64(len(v)))
+				g.se[m] = se
 			}
 		}
 		out = append(out, g)
@@ -436,4 +429,23 @@ func FormatRecord(tk task.Task, rec Record) string {
 	line(task.CommonMetrics)
 	line(tk.Metrics())
 	return sb.String()
+}
+
+// MeanSE returns the mean of x and its standard error √(s²/n) with the
+// n−1 sample variance (NaN mean for no values, NaN error below two).
+func MeanSE(x []float64) (mean, se float64) {
+	if len(x) == 0 {
+		return math.NaN(), math.NaN()
+	}
+	for _, v := range x {
+		mean += v / float64(len(x))
+	}
+	if len(x) < 2 {
+		return mean, math.NaN()
+	}
+	ss := 0.0
+	for _, v := range x {
+		ss += (v - mean) * (v - mean)
+	}
+	return mean, math.Sqrt(ss / float64(len(x)-1) / float64(len(x)))
 }

@@ -112,22 +112,8 @@ func run(config, clfPath string, n, chunks int, seed uint64) error {
 		fmt.Printf("chunk %d: %d real training images: FID %.2f, IS %.3f\n", c, n, fid, is)
 		fids, iss = append(fids, fid), append(iss, is)
 	}
-	mf, sf := meanSE(fids)
-	mi, si := meanSE(iss)
+	mf, sf := experiments.MeanSE(fids)
+	mi, si := experiments.MeanSE(iss)
 	fmt.Printf("real data (%d × %d images vs %d held-out): FID %.1f ± %.1f, IS %.2f ± %.2f (mean ± s.e. over chunks)\n", chunks, n, val.Len(), mf, sf, mi, si)
 	return nil
-}
-
-func meanSE(x []float64) (mean, se float64) {
-	for _, v := range x {
-		mean += v / float64(len(x))
-	}
-	if len(x) < 2 {
-		return mean, math.NaN()
-	}
-	var ss float64
-	for _, v := range x {
-		ss += (v - mean) * (v - mean)
-	}
-	return mean, math.Sqrt(ss / float64(len(x)-1) / float64(len(x)))
 }
