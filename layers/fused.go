@@ -212,51 +212,126 @@ func (*colSumOp) SymDiff(G.Nodes, *G.Node, *G.Node) (G.Nodes, error) {
 	return nil, fmt.Errorf("layers: colSum is not differentiable")
 }
 
-// ---- relu ----
+// ---- pointwise ops (relu, silu) and their backward passes ----
 
-type reluOp struct{ fusedBase }
-
-// ReLUOp returns max(x, 0) of a matrix x as a fused op.
-func ReLUOp(x *G.Node) (y *G.Node, err error) {
-	defer catch("relu", &err)
-	if _, _, err := must2("relu", x); err != nil {
-		return nil, err
-	}
-	return G.Must(G.ApplyOp(&reluOp{fusedBase{name: "relu"}}, x)), nil
+// pointwiseOp applies f to every entry of a matrix; its gradient is the
+// non-differentiable back(x, g), also entry by entry.
+type pointwiseOp struct {
+	fusedBase
+	f32  func(x, out []float32)
+	f64  func(x, out []float64)
+	back *pointwiseBackOp
 }
 
-func (*reluOp) Arity() int { return 1 }
-func (*reluOp) Type() hm.Type {
+// pointwiseBackOp(x, g) is an element-wise backward pass.
+type pointwiseBackOp struct {
+	fusedBase
+	f32 func(x, g, out []float32)
+	f64 func(x, g, out []float64)
+}
+
+func applyPointwise(op *pointwiseOp, x *G.Node) (y *G.Node, err error) {
+	defer catch(op.name, &err)
+	if _, _, err := must2(op.name, x); err != nil {
+		return nil, err
+	}
+	return G.Must(G.ApplyOp(op, x)), nil
+}
+
+// ReLUOp returns max(x, 0) of a matrix x as a fused op.
+func ReLUOp(x *G.Node) (*G.Node, error) {
+	return applyPointwise(&pointwiseOp{fusedBase: fusedBase{name: "relu"}, f32: relu[float32], f64: relu[float64],
+		back: &pointwiseBackOp{fusedBase: fusedBase{name: "reluBack"}, f32: reluBack[float32], f64: reluBack[float64]}}, x)
+}
+
+func (*pointwiseOp) Arity() int { return 1 }
+func (*pointwiseOp) Type() hm.Type {
 	a := hm.TypeVariable('a')
 	return hm.NewFnType(a, a)
 }
-func (*reluOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) {
+func (o *pointwiseOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) {
 	if len(in) != 1 {
-		return nil, fmt.Errorf("layers: relu: want 1 input, got %d", len(in))
+		return nil, fmt.Errorf("layers: %s: want 1 input, got %d", o.name, len(in))
 	}
-	s, err := shapeOf("relu", in[0], 2)
+	s, err := shapeOf(o.name, in[0], 2)
 	if err != nil {
 		return nil, err
 	}
 	return s.Clone(), nil
 }
-func (o *reluOp) Do(vals ...G.Value) (G.Value, error) {
+func (o *pointwiseOp) Do(vals ...G.Value) (G.Value, error) {
 	if len(vals) != 1 {
-		return nil, fmt.Errorf("layers: relu: want 1 input, got %d", len(vals))
+		return nil, fmt.Errorf("layers: %s: want 1 input, got %d", o.name, len(vals))
 	}
-	dt, err := dtypeOf("relu", vals...)
+	dt, err := dtypeOf(o.name, vals...)
 	if err != nil {
 		return nil, err
 	}
 	s := vals[0].Shape()
+	if len(s) != 2 {
+		return nil, fmt.Errorf("layers: %s: shape %v", o.name, s)
+	}
 	out := o.buffer(dt, s[0], s[1])
 	switch x := vals[0].Data().(type) {
 	case []float32:
-		relu(x, out.Data().([]float32))
+		o.f32(x, out.Data().([]float32))
 	case []float64:
-		relu(x, out.Data().([]float64))
+		o.f64(x, out.Data().([]float64))
 	}
 	return out, nil
+}
+func (*pointwiseOp) DiffWRT(n int) []bool { return []bool{true} }
+func (o *pointwiseOp) SymDiff(inputs G.Nodes, output, grad *G.Node) (G.Nodes, error) {
+	if len(inputs) != 1 {
+		return nil, fmt.Errorf("layers: %s: want 1 input, got %d", o.name, len(inputs))
+	}
+	back := *o.back // a fresh op (and buffer) per gradient node
+	d, err := G.ApplyOp(&back, inputs[0], grad)
+	if err != nil {
+		return nil, err
+	}
+	return G.Nodes{d}, nil
+}
+
+func (*pointwiseBackOp) Arity() int { return 2 }
+func (*pointwiseBackOp) Type() hm.Type {
+	a := hm.TypeVariable('a')
+	return hm.NewFnType(a, a, a)
+}
+func (o *pointwiseBackOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) {
+	if len(in) != 2 {
+		return nil, fmt.Errorf("layers: %s: want 2 inputs, got %d", o.name, len(in))
+	}
+	s, err := shapeOf(o.name, in[0], 2)
+	if err != nil {
+		return nil, err
+	}
+	return s.Clone(), nil
+}
+func (o *pointwiseBackOp) Do(vals ...G.Value) (G.Value, error) {
+	if len(vals) != 2 {
+		return nil, fmt.Errorf("layers: %s: want 2 inputs, got %d", o.name, len(vals))
+	}
+	dt, err := dtypeOf(o.name, vals...)
+	if err != nil {
+		return nil, err
+	}
+	s := vals[0].Shape()
+	if len(s) != 2 || !s.Eq(vals[1].Shape()) {
+		return nil, fmt.Errorf("layers: %s: shapes %v and %v", o.name, s, vals[1].Shape())
+	}
+	out := o.buffer(dt, s[0], s[1])
+	switch x := vals[0].Data().(type) {
+	case []float32:
+		o.f32(x, vals[1].Data().([]float32), out.Data().([]float32))
+	case []float64:
+		o.f64(x, vals[1].Data().([]float64), out.Data().([]float64))
+	}
+	return out, nil
+}
+func (*pointwiseBackOp) DiffWRT(n int) []bool { return noDiff(n) }
+func (o *pointwiseBackOp) SymDiff(G.Nodes, *G.Node, *G.Node) (G.Nodes, error) {
+	return nil, fmt.Errorf("layers: %s is not differentiable", o.name)
 }
 
 // relu is max(x, 0): Rectify's value (NaN stays NaN) up to the sign of
@@ -267,58 +342,7 @@ func relu[F float32 | float64](x, out []F) {
 	}
 }
 
-func (*reluOp) DiffWRT(n int) []bool { return []bool{true} }
-func (*reluOp) SymDiff(inputs G.Nodes, output, grad *G.Node) (G.Nodes, error) {
-	if len(inputs) != 1 {
-		return nil, fmt.Errorf("layers: relu: want 1 input, got %d", len(inputs))
-	}
-	d, err := G.ApplyOp(&reluBackOp{fusedBase{name: "reluBack"}}, inputs[0], grad)
-	if err != nil {
-		return nil, err
-	}
-	return G.Nodes{d}, nil
-}
-
-// reluBackOp(x, g) = g⊙[x > 0].
-type reluBackOp struct{ fusedBase }
-
-func (*reluBackOp) Arity() int { return 2 }
-func (*reluBackOp) Type() hm.Type {
-	a := hm.TypeVariable('a')
-	return hm.NewFnType(a, a, a)
-}
-func (*reluBackOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) {
-	if len(in) != 2 {
-		return nil, fmt.Errorf("layers: reluBack: want 2 inputs, got %d", len(in))
-	}
-	s, err := shapeOf("reluBack", in[0], 2)
-	if err != nil {
-		return nil, err
-	}
-	return s.Clone(), nil
-}
-func (o *reluBackOp) Do(vals ...G.Value) (G.Value, error) {
-	if len(vals) != 2 {
-		return nil, fmt.Errorf("layers: reluBack: want 2 inputs, got %d", len(vals))
-	}
-	dt, err := dtypeOf("reluBack", vals...)
-	if err != nil {
-		return nil, err
-	}
-	s := vals[0].Shape()
-	if !s.Eq(vals[1].Shape()) {
-		return nil, fmt.Errorf("layers: reluBack: shapes %v and %v", s, vals[1].Shape())
-	}
-	out := o.buffer(dt, s[0], s[1])
-	switch x := vals[0].Data().(type) {
-	case []float32:
-		reluBack(x, vals[1].Data().([]float32), out.Data().([]float32))
-	case []float64:
-		reluBack(x, vals[1].Data().([]float64), out.Data().([]float64))
-	}
-	return out, nil
-}
-
+// reluBack is g⊙[x > 0].
 func reluBack[F float32 | float64](x, g, out []F) {
 	for i, v := range x {
 		var m F
@@ -327,11 +351,6 @@ func reluBack[F float32 | float64](x, g, out []F) {
 		}
 		out[i] = g[i] * m
 	}
-}
-
-func (*reluBackOp) DiffWRT(n int) []bool { return noDiff(n) }
-func (*reluBackOp) SymDiff(G.Nodes, *G.Node, *G.Node) (G.Nodes, error) {
-	return nil, fmt.Errorf("layers: reluBack is not differentiable")
 }
 
 // ---- concatCols ----

@@ -45,7 +45,9 @@ func Linear(c *Ctx, name string, x *G.Node, out int, bias bool) (y *G.Node, err 
 	if err != nil {
 		return nil, err
 	}
-	y = G.Must(G.Mul(x, w))
+	if y, err = MatMul(x, w); err != nil {
+		return nil, err
+	}
 	if bias {
 		b, err := c.Param(name+".b", []int{out}, InitZeros)
 		if err != nil {
@@ -64,11 +66,18 @@ func Linear(c *Ctx, name string, x *G.Node, out int, bias bool) (y *G.Node, err 
 		if err != nil {
 			return nil, err
 		}
-		xa := G.Must(G.Mul(x, a)) // [N, r]: scale the narrow factor
+		xa, err := MatMul(x, a) // [N, r]: scale the narrow factor
+		if err != nil {
+			return nil, err
+		}
 		if s := c.LoRA.Scale(); s != 1 {
 			xa = G.Must(G.HadamardProd(xa, c.Const(s)))
 		}
-		y = G.Must(G.Add(y, G.Must(G.Mul(xa, bm))))
+		xab, err := MatMul(xa, bm)
+		if err != nil {
+			return nil, err
+		}
+		y = G.Must(G.Add(y, xab))
 	}
 	return y, nil
 }
@@ -86,12 +95,7 @@ func InputProjection(c *Ctx, name string, x *G.Node, d int) (*G.Node, error) {
 	if err != nil {
 		return nil, err
 	}
-	var y *G.Node
-	func() {
-		defer catch("input projection "+name, &err)
-		y = G.Must(G.Mul(x, e))
-	}()
-	return y, err
+	return MatMul(x, e)
 }
 
 // LayerNorm normalises each row of x [N, d] to zero mean and unit variance
@@ -176,7 +180,7 @@ func (a Activation) Apply(c *Ctx, x *G.Node) (y *G.Node, err error) {
 	case GeLU:
 		return GELU(c, x)
 	case SiLU:
-		return G.Must(G.HadamardProd(x, G.Must(G.Sigmoid(x)))), nil
+		return SiLUOp(x)
 	}
 	return nil, fmt.Errorf("layers: unknown activation %q (want relu, gelu or silu)", string(a))
 }
