@@ -6,6 +6,21 @@ func kern6x16(kc int, a, b, c *float32)
 //go:noescape
 func kern12x16(kc int, a, b, c *float32)
 
+//go:noescape
+func addTile16(rows int, alpha float32, t, c *float32, ldc int)
+
+// addTile adds alpha·t (rows × nr, row stride nr) to the rows × nn block of
+// c starting at c[0] (row stride ldc).
+func addTile(c []float32, ldc int, t []float32, rows, nn int, alpha float32) {
+	if Enabled && nn == nr && rows > 0 {
+		_ = c[(rows-1)*ldc+nr-1] // the whole block is inside c
+		_ = t[rows*nr-1]
+		addTile16(rows, alpha, &t[0], &c[0], ldc)
+		return
+	}
+	addTileGo(c, ldc, t, rows, nn, alpha)
+}
+
 func cpuid(eax, ecx uint32) (a, b, c, d uint32)
 
 func xgetbv() (eax uint32)

@@ -149,3 +149,34 @@ store512:
 	VMOVUPS Z11, 704(DX)
 	VZEROUPPER
 	RET
+
+// func addTile16(rows int, alpha float32, t, c *float32, ldc int)
+//
+// c[i*ldc+j] += alpha·t[i*16+j] for i < rows, j < 16 (AVX): the product
+// and the sum are rounded separately, as the scalar Go loop does, so both
+// give the same bits.
+TEXT ·addTile16(SB), NOSPLIT, $0-40
+	MOVQ rows+0(FP), CX
+	VBROADCASTSS alpha+8(FP), Y2
+	MOVQ t+16(FP), SI
+	MOVQ c+24(FP), DI
+	MOVQ ldc+32(FP), DX
+	SHLQ $2, DX
+	TESTQ CX, CX
+	JLE addtile_done
+
+addtile_loop:
+	VMULPS (SI), Y2, Y0
+	VMULPS 32(SI), Y2, Y1
+	VADDPS (DI), Y0, Y0
+	VADDPS 32(DI), Y1, Y1
+	VMOVUPS Y0, (DI)
+	VMOVUPS Y1, 32(DI)
+	ADDQ $64, SI
+	ADDQ DX, DI
+	DECQ CX
+	JNZ addtile_loop
+
+addtile_done:
+	VZEROUPPER
+	RET

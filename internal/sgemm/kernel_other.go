@@ -12,3 +12,7 @@ func kernel2(kc int, a, b, c []float32) {
 	kernelGo(kc, a, b, c)
 	kernelGo(kc, a[mr*kc:], b, c[mr*nr:])
 }
+
+func addTile(c []float32, ldc int, t []float32, rows, nn int, alpha float32) {
+	addTileGo(c, ldc, t, rows, nn, alpha)
+}

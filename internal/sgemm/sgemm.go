@@ -180,18 +180,22 @@ func gemm(A, B operand, c []float32, ldc int, alpha float32, i0, i1, j0, j1, k i
 						} else {
 							kernel(kb, buf.a[ir*kb:(ir+mr)*kb], bp, buf.tile[:])
 						}
-						mm := min(rows, mb-ir)
-						for i := 0; i < mm; i++ {
-							row := c[(ic+ir+i)*ldc+jc+jr : (ic+ir+i)*ldc+jc+jr+nn]
-							t := buf.tile[i*nr : i*nr+nn]
-							for j := range row {
-								row[j] += alpha * t[j]
-							}
-						}
+						addTile(c[(ic+ir)*ldc+jc+jr:], ldc, buf.tile[:], min(rows, mb-ir), nn, alpha)
 						ir += rows
 					}
 				}
 			}
+		}
+	}
+}
+
+// addTileGo adds alpha·t (rows × nn of a tile with row stride nr) to the
+// block of c starting at c[0] (row stride ldc).
+func addTileGo(c []float32, ldc int, t []float32, rows, nn int, alpha float32) {
+	for i := 0; i < rows; i++ {
+		row := c[i*ldc : i*ldc+nn]
+		for j, v := range t[i*nr : i*nr+nn] {
+			row[j] += alpha * v
 		}
 	}
 }
