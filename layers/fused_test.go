@@ -182,3 +182,30 @@ func TestMatMulSiLUMatchGorgonia(t *testing.T) {
 		t.Fatal("MatMul of [2,4]·[2,4]: no error")
 	}
 }
+
+// TestSiLURepeatedRows checks that rows repeating the previous row (which
+// reuse its values) give exactly the entry-by-entry SiLU, and that a row
+// differing only in the sign of a zero is recomputed.
+func TestSiLURepeatedRows(t *testing.T) {
+	negZero := float32(math.Copysign(0, -1))
+	xv := []float32{0.5, -2, 3, 0.5, -2, 3, 0.5, -2, 3, 0, 1, 2, negZero, 1, 2, 7, 8, 9}
+	g := G.NewGraph()
+	x := G.NewMatrix(g, tensor.Float32, G.WithShape(6, 3), G.WithName("x"), G.WithValue(tensor.New(tensor.WithShape(6, 3), tensor.WithBacking(xv))))
+	y, err := SiLUOp(x)
+	if err != nil {
+		t.Fatal(err)
+	}
+	vm := G.NewTapeMachine(g)
+	defer vm.Close()
+	if err := vm.RunAll(); err != nil {
+		t.Fatal(err)
+	}
+	want := make([]float32, len(xv))
+	silu(xv, want)
+	got := y.Value().Data().([]float32)
+	for i := range want {
+		if math.Float32bits(got[i]) != math.Float32bits(want[i]) {
+			t.Fatalf("entry %d: %v, want %v", i, got[i], want[i])
+		}
+	}
+}

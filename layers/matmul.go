@@ -194,9 +194,11 @@ func (o *matMulOp) SymDiff(inputs G.Nodes, output, grad *G.Node) (G.Nodes, error
 
 // ---- silu ----
 
-// SiLUOp returns x·σ(x) of a matrix x as a fused op.
+// SiLUOp returns x·σ(x) of a matrix x as a fused op. A row equal to the
+// previous one reuses its values (the time embedding of a batch that shares
+// t costs one row).
 func SiLUOp(x *G.Node) (*G.Node, error) {
-	return applyPointwise(&pointwiseOp{fusedBase: fusedBase{name: "silu"}, f32: silu[float32], f64: silu[float64],
+	return applyPointwise(&pointwiseOp{fusedBase: fusedBase{name: "silu"}, f32: silu[float32], f64: silu[float64], rowwise: true,
 		back: &pointwiseBackOp{fusedBase: fusedBase{name: "siluBack"}, f32: siluBack[float32], f64: siluBack[float64]}}, x)
 }
 

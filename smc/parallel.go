@@ -2,6 +2,7 @@ package smc
 
 import (
 	"fmt"
+	"runtime"
 	"sync"
 )
 
@@ -61,4 +62,58 @@ func forChunks(n, chunk, workers int, f func(w, start, count int) error) error {
 		}
 	}
 	return nil
+}
+
+// rowBudget bounds the float64s of per-particle rows that prepThenDraw
+// keeps at once (8 MB): large vocabularies get small blocks.
+const rowBudget = 1 << 20
+
+// minParallelRows is the fewest row entries in a block worth spreading over
+// goroutines.
+const minParallelRows = 1 << 14
+
+// prepThenDraw runs the two phases of a proposal step over items 0..n−1
+// (particles, or distinct states) in blocks of at most blk items: within a
+// block, prep(i, j) (j = i's slot in the block) runs on up to
+// runtime.GOMAXPROCS goroutines, then draw(i, j) runs for each item of the
+// block in order. prep must not touch the random stream and must only
+// write its slot; draw is the only consumer of the stream. So the results
+// are those of a serial loop, whatever the number of cores. perItem is the
+// number of row entries an item's prep computes (to decide whether the
+// block is worth parallelising). The first error, in item order, is
+// returned.
+func prepThenDraw(n, blk, perItem int, prep, draw func(i, j int) error) error {
+	blk = max(1, blk)
+	procs := runtime.GOMAXPROCS(0)
+	for lo := 0; lo < n; lo += blk {
+		cnt := min(blk, n-lo)
+		workers := 1
+		if cnt*perItem >= minParallelRows {
+			workers = min(procs, cnt)
+		}
+		chunk := (cnt + workers - 1) / workers
+		err := forChunks(cnt, chunk, workers, func(_, start, count int) error {
+			for j := start; j < start+count; j++ {
+				if err := prep(lo+j, j); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		for j := range cnt {
+			if err := draw(lo+j, j); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// blockFor returns how many items of perItem float64s each fit in the row
+// budget (at least 1, at most n).
+func blockFor(n, perItem int) int {
+	return max(1, min(n, rowBudget/max(1, perItem)))
 }

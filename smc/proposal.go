@@ -117,44 +117,71 @@ type ReverseProposal struct{}
 // Name implements Proposal.
 func (ReverseProposal) Name() string { return "reverse" }
 
-// Propose implements Proposal. Particles that share a state share its
-// kernel rows, cumulative sums and normalisers, computed once per step (the
-// kernel depends only on the state and its deterministic evaluation).
+// Propose implements Proposal. Particles that share a state (within a
+// block of particles sized to a memory budget) share its kernel rows,
+// cumulative sums and normalisers, computed once; the rows of a block's
+// distinct states are computed on all cores, then the block's particles
+// are sampled in order from the one random stream (the same draws as a
+// serial loop).
 func (ReverseProposal) Propose(rng *rand.Rand, env *Env, m *Move, xs []int, logq, logk []float64) error {
 	L, V := env.L, env.V
 	M := V + 1
+	W := L * M
+	n := len(logq)
 	norm := env.Target.Base.Normalized()
-	type rows struct{ k, cdf, lse []float64 }
-	byState := map[string]*rows{}
-	for i := range logq {
-		key := stateKey(m.X[i*L : (i+1)*L])
-		r, ok := byState[key]
-		if !ok {
-			r = &rows{k: make([]float64, L*M), cdf: make([]float64, L*M), lse: make([]float64, L)}
-			if err := kernelRows(env, m, i, r.k); err != nil {
+	sc := env.scratchBufs()
+	blk := blockFor(n, 2*W+L)
+	k, cdf, lse := grow(&sc.pk, blk*W), grow(&sc.pcdf, blk*W), grow(&sc.plse, blk*L)
+	slot := growInts(&sc.slot, blk)   // particle j of the block → its state's slot
+	owner := growInts(&sc.owner, blk) // state slot u → the block's first particle with it
+	for lo := 0; lo < n; lo += blk {
+		cnt := min(blk, n-lo)
+		byState := make(map[string]int, cnt)
+		nu := 0
+		for j := range cnt {
+			key := stateKey(m.X[(lo+j)*L : (lo+j+1)*L])
+			u, ok := byState[key]
+			if !ok {
+				u, byState[key] = nu, nu
+				owner[nu] = lo + j
+				nu++
+			}
+			slot[j] = u
+		}
+		err := prepThenDraw(nu, nu, W, func(u, _ int) error {
+			i := owner[u]
+			rk := k[u*W : (u+1)*W]
+			if err := kernelRows(env, m, i, rk); err != nil {
 				return err
 			}
 			for l := range L {
-				lse, err := cumulative(r.k[l*M:(l+1)*M], r.cdf[l*M:(l+1)*M])
+				v, err := cumulative(rk[l*M:(l+1)*M], cdf[u*W+l*M:u*W+(l+1)*M])
 				if err != nil {
 					return fmt.Errorf("%w (particle %d, position %d)", err, i, l)
 				}
-				r.lse[l] = lse
+				lse[u*L+l] = v
 			}
-			byState[key] = r
+			return nil
+		}, func(int, int) error { return nil })
+		if err != nil {
+			return err
 		}
-		lk, lq := 0.0, 0.0
-		for l := range L {
-			v := searchCDF(r.cdf[l*M:(l+1)*M], rng.Float64())
-			xs[i*L+l] = v
-			lk += r.k[l*M+v]
-			lq += r.k[l*M+v] - r.lse[l]
-		}
-		logk[i] = lk
-		if norm {
-			logq[i] = lk // exact: the kernel is the proposal
-		} else {
-			logq[i] = lq
+		for j := range cnt {
+			i, u := lo+j, slot[j]
+			rk, rc := k[u*W:(u+1)*W], cdf[u*W:(u+1)*W]
+			lk, lq := 0.0, 0.0
+			for l := range L {
+				v := searchCDF(rc[l*M:(l+1)*M], rng.Float64())
+				xs[i*L+l] = v
+				lk += rk[l*M+v]
+				lq += rk[l*M+v] - lse[u*L+l]
+			}
+			logk[i] = lk
+			if norm {
+				logq[i] = lk // exact: the kernel is the proposal
+			} else {
+				logq[i] = lq
+			}
 		}
 	}
 	return nil
@@ -212,10 +239,6 @@ func (g GradProposal) Propose(rng *rand.Rand, env *Env, m *Move, xs []int, logq,
 		return fmt.Errorf("smc: the gradient proposal needs a differentiable look-ahead twist (twist = grad)")
 	}
 	scale := m.LambdaS / env.Target.Alpha
-	k := make([]float64, L*(V+1))
-	q := make([]float64, L*(V+1))
-	gi := make([]float64, L*(V+1))
-	cdf := make([]float64, V+1)
 	x0 := g.Space == TiltX0
 	var kb KernelBase
 	if x0 {
@@ -224,57 +247,82 @@ func (g GradProposal) Propose(rng *rand.Rand, env *Env, m *Move, xs []int, logq,
 			return fmt.Errorf("smc: x0-space tilting needs a base with a diffusion kernel")
 		}
 	}
-	W := env.Target.Base.Width()
-	logits := make([]float64, L*V)
-	for i := range logq {
+	M := V + 1
+	W := L * M
+	Wb := env.Target.Base.Width()
+	width := M
+	if x0 {
+		width = V
+	}
+	// Per particle (on all cores): the kernel rows k, the proposal rows q
+	// and their cumulative sums and normalisers; then, in particle order,
+	// the draws (the same random stream as a serial loop).
+	sc := env.scratchBufs()
+	blk := blockFor(len(logq), 3*W+L)
+	K, Q, C, LSE := grow(&sc.pk, blk*W), grow(&sc.pq, blk*W), grow(&sc.pcdf, blk*W), grow(&sc.plse, blk*L)
+	prep := func(i, j int) error {
+		k, q, cdf := K[j*W:(j+1)*W], Q[j*W:(j+1)*W], C[j*W:(j+1)*W]
 		if err := kernelRows(env, m, i, k); err != nil {
 			return err
 		}
-		copy(gi, m.Grad[i*L*(V+1):(i+1)*L*(V+1)])
-		width := V + 1
-		if x0 {
-			width = V
-		}
+		gi := q // the tilt is formed in q's row, then replaced by q
+		copy(gi, m.Grad[i*W:(i+1)*W])
 		for l := range L {
-			row := gi[l*(V+1) : l*(V+1)+width]
+			row := gi[l*M : l*M+width]
 			if g.Centre {
 				mean := 0.0
 				for _, v := range row {
 					mean += v
 				}
 				mean /= float64(width)
-				for j := range row {
-					row[j] -= mean
+				for c := range row {
+					row[c] -= mean
 				}
 			}
 			if g.Clip > 0 {
-				for j, v := range row {
-					row[j] = math.Max(-g.Clip, math.Min(g.Clip, v))
+				for c, v := range row {
+					row[c] = math.Max(-g.Clip, math.Min(g.Clip, v))
 				}
 			}
 		}
 		if x0 {
-			base := env.Target.Base.X0Logits(m.Ev[i*W : (i+1)*W])
+			logits := cdf[:L*V] // scratch until the cumulative sums
+			base := env.Target.Base.X0Logits(m.Ev[i*Wb : (i+1)*Wb])
 			for l := range L {
 				for v := range V {
-					logits[l*V+v] = base[l*V+v] + scale*gi[l*(V+1)+v]
+					logits[l*V+v] = base[l*V+v] + scale*gi[l*M+v]
 				}
 			}
 			if err := kb.Kernel().PositionLogProbsInto(m.X[i*L:(i+1)*L], logits, m.T, m.S, q); err != nil {
 				return fmt.Errorf("%w (particle %d)", err, i)
 			}
 		} else {
-			for j, kv := range k {
-				q[j] = kv + scale*gi[j] // −Inf stays −Inf
+			for c, kv := range k {
+				q[c] = kv + scale*gi[c] // −Inf stays −Inf
 			}
 		}
-		lq, lk, err := sampleRows(rng, i, L, V, q, k, xs, cdf)
-		if err != nil {
-			return err
+		for l := range L {
+			lse, err := cumulative(q[l*M:(l+1)*M], cdf[l*M:(l+1)*M])
+			if err != nil {
+				return fmt.Errorf("%w (particle %d, position %d)", err, i, l)
+			}
+			LSE[j*L+l] = lse
+		}
+		return nil
+	}
+	draw := func(i, j int) error {
+		k, q, cdf := K[j*W:(j+1)*W], Q[j*W:(j+1)*W], C[j*W:(j+1)*W]
+		lq, lk := 0.0, 0.0
+		for l := range L {
+			v := searchCDF(cdf[l*M:(l+1)*M], rng.Float64())
+			xs[i*L+l] = v
+			lq += q[l*M+v] - LSE[j*L+l]
+			lk += k[l*M+v]
 		}
 		logq[i], logk[i] = lq, lk
+		return nil
 	}
-	return nil
+	return prepThenDraw(len(logq), blk, 3*W, prep, draw)
 }
 
 // LOP is the exact locally optimal proposal ("SMC-LOP"; paper.md §2.4,

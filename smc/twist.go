@@ -30,6 +30,10 @@ type Env struct {
 type engineScratch struct {
 	noise, r, logits []float64
 	pad              []laScratch
+	// the proposals' per-particle rows (prepThenDraw): kernel, proposal,
+	// cumulative sums, normalisers; particle → state slot, slot → particle
+	pk, pq, pcdf, plse []float64
+	slot, owner        []int
 }
 
 // laScratch is one worker's padded chunk of the gradient look-ahead.
