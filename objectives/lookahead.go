@@ -70,10 +70,16 @@ func (r LinearReward) Build(c *layers.Ctx, x0 *G.Node, n int) (out *G.Node, err 
 		}
 	}()
 	dt := c.Store.DType()
-	terms := G.NewVector(c.G, dt, G.WithShape(L*V), G.WithName("reward_terms"),
-		G.WithValue(layers.NewDense(dt, []int{L * V}, flat)))
+	// a [L·V, 1] matrix through the fused product, whose backward pass
+	// (the outer product g·termsᵀ) writes into a buffer it owns
+	terms := G.NewMatrix(c.G, dt, G.WithShape(L*V, 1), G.WithName("reward_terms"),
+		G.WithValue(layers.NewDense(dt, []int{L * V, 1}, flat)))
 	x2 := G.Must(G.Reshape(x0, tensor.Shape{n, L * V}))
-	return G.Must(G.Mul(x2, terms)), nil
+	rw, err := layers.MatMul(x2, terms)
+	if err != nil {
+		return nil, err
+	}
+	return G.Must(G.Reshape(rw, tensor.Shape{n})), nil
 }
 
 // LookAheadConfig configures a LookAhead.
@@ -113,8 +119,7 @@ func (c LookAheadConfig) validate() (LookAheadConfig, error) {
 // and rewards are copied out):
 //
 //	ℓ      = denoiser logits [B·L, V]             (the model's own Build)
-//	tile   = ones[φ,1]·rowvec(·), reshaped         [φ·B·L, V]
-//	z      = tile(ℓ) + G                          (G: Gumbel noise input)
+//	z      = noisyTile(ℓ, G) = tile_φ(ℓ) + G       [φ·B·L, V] (G: Gumbel noise input)
 //	S      = gumbelST(z): onehot(argmax z) forward, (soft) gradient of
 //	         y = softmax(z/τ)                       (Soft: S = y)
 //	S'     = carry(x, S) = γ⊙S + x[:, :V],  γ = 1 − Σ_{v<V} x[v]
@@ -122,7 +127,7 @@ func (c LookAheadConfig) validate() (LookAheadConfig, error) {
 //	r̂_b    = (1/scale)·(mean_k(s_k − LogSoftmax(s)_k) − log φ), s = scale·r
 //	grad   = ∂(Σ_b r̂_b)/∂x                        [B, L, V+1]
 //
-// gumbelST and carry are fused custom ops (lookahead_ops.go) with
+// noisyTile, gumbelST and carry are fused custom ops (lookahead_ops.go) with
 // hand-derived backward passes, O(rows·V) each way; forming γ and dropping
 // the MASK column with constant selector matmuls cost O(B·L·V²), which
 // dominated at large vocabularies. The straight-through forward value is
@@ -202,28 +207,9 @@ func (la *LookAhead) build() (err error) {
 			err = fmt.Errorf("objectives: building look-ahead: %v", p)
 		}
 	}()
-	matrix := func(name string, rows, cols int, vals []float64) *G.Node {
-		return G.NewMatrix(ctx.G, dt, G.WithShape(rows, cols), G.WithName(name),
-			G.WithValue(layers.NewDense(dt, []int{rows, cols}, vals)))
-	}
-	ones := func(n int) []float64 {
-		o := make([]float64, n)
-		for i := range o {
-			o[i] = 1
-		}
-		return o
-	}
 	xf := G.Must(G.Reshape(net.X, tensor.Shape{N, V + 1}))
-	onesK := matrix("ones_phi", K, 1, ones(K))
-	tile := func(a *G.Node) *G.Node {
-		if K == 1 {
-			return a
-		}
-		row := G.Must(G.Reshape(a, tensor.Shape{1, N * V}))
-		return G.Must(G.Reshape(G.Must(G.Mul(onesK, row)), tensor.Shape{M, V}))
-	}
 	noise := ctx.Input("gumbel", M, V)
-	z := G.Must(G.Add(tile(net.Flat), noise))
+	z := G.Must(G.ApplyOp(newNoisyTile(), net.Flat, noise)) // tile_φ(ℓ) + G
 	S := G.Must(G.ApplyOp(newGumbelST(la.cfg.Tau, !la.cfg.Soft), z))
 	S1 := G.Must(G.ApplyOp(newCarry(), xf, S))
 	r, err := la.reward.Build(ctx, S1, K*B)

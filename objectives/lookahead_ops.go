@@ -22,6 +22,8 @@ import (
 //                 ∂/∂S[k,n,v] = γ_n·g[k,n,v]
 //                 ∂/∂x[n,v]   = Σ_k g[k,n,v] − Σ_k Σ_u g[k,n,u]·S[k,n,u]  (v < V)
 //                 ∂/∂x[n,V]   = 0
+//   noisyTile(ℓ, G)  ℓ [N, V], G [K·N, V]; out[k,n,v] = ℓ[n,v] + G[k,n,v]
+//                 ∂/∂ℓ[n,v] = Σ_k g[k,n,v]   (G is noise: no gradient)
 //   gumbelST(z)   z [M, V]; y = softmax(z/τ) row-wise (stable), out = y (soft)
 //                 or onehot(argmax z) (hard: straight-through, the first
 //                 maximum wins ties); in both cases
@@ -502,4 +504,131 @@ func allZero[F float32 | float64](a []F) bool {
 		}
 	}
 	return true
+}
+
+// ---- noisyTile ----
+
+// noisyTileOp is z = tile_K(ℓ) + G: the K copies of the logits plus their
+// Gumbel noise, in one pass (it replaces a product with a column of ones,
+// two reshapes and an allocating add).
+type noisyTileOp struct{ opBase }
+
+func newNoisyTile() noisyTileOp { return noisyTileOp{newBase("noisyTile")} }
+
+func (noisyTileOp) Arity() int           { return 2 }
+func (noisyTileOp) Type() hm.Type        { return binaryType() }
+func (noisyTileOp) DiffWRT(n int) []bool { return []bool{true, false} }
+func (noisyTileOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) {
+	if len(in) != 2 {
+		return nil, fmt.Errorf("noisyTile: want 2 inputs, got %d", len(in))
+	}
+	l, err := matShape("noisyTile", in[0])
+	if err != nil {
+		return nil, err
+	}
+	g, err := matShape("noisyTile", in[1])
+	if err != nil {
+		return nil, err
+	}
+	if l[1] != g[1] || l[0] == 0 || g[0]%l[0] != 0 {
+		return nil, fmt.Errorf("noisyTile: noise %v is not a whole number of tiles of the logits %v", g, l)
+	}
+	return g.Clone(), nil
+}
+func (o noisyTileOp) Do(vals ...G.Value) (G.Value, error) {
+	if len(vals) != 2 {
+		return nil, fmt.Errorf("noisyTile: want 2 inputs, got %d", len(vals))
+	}
+	s := vals[1].Shape()
+	out, o32, o64 := o.like(vals[0], s[0], s[1])
+	l32, l64, err := floats(vals[0])
+	if err != nil {
+		return nil, fmt.Errorf("noisyTile: %w", err)
+	}
+	g32, g64, err := floats(vals[1])
+	if err != nil {
+		return nil, fmt.Errorf("noisyTile: %w", err)
+	}
+	if (l32 == nil) != (g32 == nil) || len(l32)+len(l64) == 0 || (len(g32)+len(g64))%(len(l32)+len(l64)) != 0 {
+		return nil, fmt.Errorf("noisyTile: mixed dtypes or shapes")
+	}
+	if l32 != nil {
+		noisyTile(l32, g32, o32)
+	} else {
+		noisyTile(l64, g64, o64)
+	}
+	return out, nil
+}
+
+func noisyTile[F float32 | float64](l, g, out []F) {
+	n := len(l)
+	for k := 0; k < len(g); k += n {
+		gk, ok := g[k:k+n], out[k:k+n]
+		for i, v := range l {
+			ok[i] = v + gk[i]
+		}
+	}
+}
+
+func (o noisyTileOp) SymDiff(inputs G.Nodes, output, grad *G.Node) (G.Nodes, error) {
+	if len(inputs) != 2 {
+		return nil, fmt.Errorf("noisyTile: want 2 inputs, got %d", len(inputs))
+	}
+	d, err := G.ApplyOp(tileSumOp{newBase("tileSum")}, inputs[0], grad)
+	if err != nil {
+		return nil, err
+	}
+	return G.Nodes{d, nil}, nil
+}
+
+// tileSumOp(ℓ, g) = Σ_k g[k-th tile]: the gradient of noisyTile with
+// respect to ℓ (ℓ gives only the shape).
+type tileSumOp struct{ opBase }
+
+func (tileSumOp) Arity() int           { return 2 }
+func (tileSumOp) Type() hm.Type        { return binaryType() }
+func (tileSumOp) DiffWRT(n int) []bool { return make([]bool, n) }
+func (tileSumOp) SymDiff(G.Nodes, *G.Node, *G.Node) (G.Nodes, error) {
+	return nil, fmt.Errorf("tileSum is not differentiable")
+}
+func (tileSumOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) {
+	if len(in) != 2 {
+		return nil, fmt.Errorf("tileSum: want 2 inputs, got %d", len(in))
+	}
+	s, err := matShape("tileSum", in[0])
+	if err != nil {
+		return nil, err
+	}
+	return s.Clone(), nil
+}
+func (o tileSumOp) Do(vals ...G.Value) (G.Value, error) {
+	if len(vals) != 2 {
+		return nil, fmt.Errorf("tileSum: want 2 inputs, got %d", len(vals))
+	}
+	s := vals[0].Shape()
+	out, o32, o64 := o.like(vals[0], s[0], s[1])
+	g32, g64, err := floats(vals[1])
+	if err != nil {
+		return nil, fmt.Errorf("tileSum: %w", err)
+	}
+	n := s[0] * s[1]
+	if (o32 == nil) != (g32 == nil) || n == 0 || (len(g32)+len(g64))%n != 0 {
+		return nil, fmt.Errorf("tileSum: mixed dtypes or shapes")
+	}
+	if g32 != nil {
+		tileSum(g32, o32)
+	} else {
+		tileSum(g64, o64)
+	}
+	return out, nil
+}
+
+func tileSum[F float32 | float64](g, out []F) {
+	n := len(out)
+	copy(out, g[:n])
+	for k := n; k < len(g); k += n {
+		for i, v := range g[k : k+n] {
+			out[i] += v
+		}
+	}
 }

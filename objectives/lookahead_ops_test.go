@@ -149,3 +149,38 @@ func TestGumbelHard(t *testing.T) {
 		}
 	}
 }
+
+// TestNoisyTile checks noisyTile's value (K = 3 tiles of ℓ plus the noise,
+// exactly) and its gradient with respect to ℓ against finite differences.
+func TestNoisyTile(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	nv := make([]float64, 3*3*4)
+	for i := range nv {
+		nv[i] = rng.NormFloat64()
+	}
+	withNoise := func(in G.Nodes) *G.Node {
+		noise := G.NewMatrix(in[0].Graph(), tensor.Float64, G.WithShape(9, 4), G.WithName("noise"),
+			G.WithValue(tensor.New(tensor.WithShape(9, 4), tensor.WithBacking(append([]float64(nil), nv...)))))
+		return G.Must(G.ApplyOp(newNoisyTile(), in[0], noise))
+	}
+	opCheck(t, [][]int{{3, 4}}, withNoise, nil)
+
+	g := G.NewGraph()
+	lv := []float64{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12}
+	l := G.NewMatrix(g, tensor.Float64, G.WithShape(3, 4), G.WithName("l"), G.WithValue(tensor.New(tensor.WithShape(3, 4), tensor.WithBacking(lv))))
+	z := withNoise(G.Nodes{l})
+	m := G.NewTapeMachine(g)
+	defer m.Close()
+	if err := m.RunAll(); err != nil {
+		t.Fatal(err)
+	}
+	got := z.Value().Data().([]float64)
+	for i, v := range got {
+		if want := lv[i%12] + nv[i]; v != want {
+			t.Fatalf("z[%d] = %v, want %v", i, v, want)
+		}
+	}
+	if _, err := G.ApplyOp(newNoisyTile(), l, G.NewMatrix(g, tensor.Float64, G.WithShape(5, 4), G.WithName("bad"))); err == nil {
+		t.Fatal("noise of 5 rows for 3 rows of logits: no error")
+	}
+}

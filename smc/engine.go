@@ -165,7 +165,9 @@ func (s *Sampler) Steps() int { return s.T }
 
 // State is the particle system after Step reverse steps, at time
 // Grid[T−Step]. Slices are indexed by particle; per-particle rows are
-// contiguous. LogW is normalised (log Σ exp = 0).
+// contiguous. LogW is normalised (log Σ exp = 0). Step replaces the slices
+// or rewrites them in place (resampling reuses the storage of Ev, Pv and
+// Grad): copy what must outlive a step.
 type State struct {
 	Step   int
 	X      []int     // N·L tokens (V = MASK)
@@ -178,8 +180,9 @@ type State struct {
 	Origin []int     // index of the initial particle each descends from
 	LogZ   float64   // log Ẑ so far
 
-	lambda float64  // current λ of an adaptive schedule (adaptive.go)
-	cost   costMark // where the run's work counts start (cost.go)
+	lambda float64                          // current λ of an adaptive schedule (adaptive.go)
+	cost   costMark                         // where the run's work counts start (cost.go)
+	spare  struct{ ev, pv, grad []float64 } // resampling's gather buffers (swapped with Ev, Pv, Grad)
 }
 
 // Info describes one step: the trace row of paper-style diagnostics.
@@ -504,19 +507,24 @@ func (s *Sampler) resample(rng *rand.Rand, st *State, r Resampler) error {
 	st.Origin = gatherInts(st.Origin, anc, 1)
 	st.LogPsi = gather(st.LogPsi, anc, 1)
 	st.Rhat = gather(st.Rhat, anc, 1)
-	st.Ev = gather(st.Ev, anc, s.width)
+	// the large per-particle arrays are gathered into the state's spare
+	// buffers, which then swap with them (no steady-state allocation)
+	st.Ev, st.spare.ev = gatherInto(st.spare.ev, st.Ev, anc, s.width), st.Ev
 	if st.Pv != nil {
-		st.Pv = gather(st.Pv, anc, s.pw)
+		st.Pv, st.spare.pv = gatherInto(st.spare.pv, st.Pv, anc, s.pw), st.Pv
 	}
 	if st.Grad != nil {
-		st.Grad = gather(st.Grad, anc, L*(s.env.V+1))
+		st.Grad, st.spare.grad = gatherInto(st.spare.grad, st.Grad, anc, L*(s.env.V+1)), st.Grad
 	}
 	st.LogW = out
 	return nil
 }
 
-func gather(a []float64, anc []int, w int) []float64 {
-	out := make([]float64, len(anc)*w)
+func gather(a []float64, anc []int, w int) []float64 { return gatherInto(nil, a, anc, w) }
+
+// gatherInto is gather writing into dst's storage when it is large enough.
+func gatherInto(dst, a []float64, anc []int, w int) []float64 {
+	out := grow(&dst, len(anc)*w)
 	for j, p := range anc {
 		copy(out[j*w:(j+1)*w], a[p*w:(p+1)*w])
 	}

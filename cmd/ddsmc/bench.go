@@ -5,6 +5,9 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
+	"runtime"
+	"runtime/pprof"
 	"strings"
 
 	"github.com/ddsmc/ddsmc/internal/duel"
@@ -25,6 +28,7 @@ func cmdBench(args []string, stdout, stderr io.Writer) error {
 	runs := fs.Int("R", 1, "independent runs batched through each network call (Sampler.RunMany)")
 	seed := fs.Uint64("seed", 0, "seed of the reward table and the runs")
 	profile := fs.String("cpuprofile", "", "write a pprof CPU profile to this file")
+	memprofile := fs.String("memprofile", "", "write a pprof allocation profile (every allocation sampled) to this file at the end")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "Usage: ddsmc bench [flags]\n\nTimes masked-diffusion SMC on the workloads of ../shared/peer/torch_smc.py (random\nweights) and prints one JSON line per workload: particle-steps/s = R·N·T / median wall time.\n\nFlags:\n")
 		fs.PrintDefaults()
@@ -49,6 +53,9 @@ func cmdBench(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer stop()
+	if *memprofile != "" {
+		runtime.MemProfileRate = 1
+	}
 	enc := json.NewEncoder(stdout)
 	for _, name := range strings.Split(*shapes, ",") {
 		sh, err := duel.ShapeByName(strings.TrimSpace(name))
@@ -68,5 +75,16 @@ func cmdBench(args []string, stdout, stderr io.Writer) error {
 			}
 		}
 	}
-	return nil
+	if *memprofile == "" {
+		return nil
+	}
+	f, err := os.Create(*memprofile)
+	if err != nil {
+		return fmt.Errorf("bench: memory profile: %w", err)
+	}
+	if err := pprof.Lookup("allocs").WriteTo(f, 0); err != nil {
+		f.Close()
+		return fmt.Errorf("bench: memory profile: %w", err)
+	}
+	return f.Close()
 }
