@@ -74,6 +74,7 @@ func (m *Model) Clone() (*Model, error) {
 			return nil, err
 		}
 	}
+	c.Store.Touch()
 	return c, nil
 }
 
@@ -155,6 +156,7 @@ func (m *Model) LoadBase(base *Model) error {
 			return fmt.Errorf("graph: LoadBase: parameter %q: %w", n, err)
 		}
 	}
+	m.Store.Touch()
 	return nil
 }
 

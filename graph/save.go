@@ -77,8 +77,10 @@ func (m *Model) setParams(c *Checkpoint) error {
 	}
 	for _, t := range c.Tensors {
 		if err := layers.SetFloat64s(m.Store.Get(t.Name), t.Data); err != nil {
+			m.Store.Touch() // some were written
 			return err
 		}
 	}
+	m.Store.Touch()
 	return nil
 }

@@ -8,6 +8,8 @@ import (
 	"gonum.org/v1/gonum/blas"
 	G "gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
+
+	"github.com/ddsmc/ddsmc/internal/sgemm"
 )
 
 // Fused matrix product and SiLU, the other two hot ops of the denoisers.
@@ -27,6 +29,57 @@ import (
 type matMulOp struct {
 	fusedBase
 	ta, tb bool // the product is op(a)·op(b), op = transpose when set
+	// b is fixed between its source's versions (a parameter, or a
+	// constant with a nil source): its packing is kept and reused
+	fixed versioned
+	pack  packCache
+}
+
+// versioned is a source of parameter values that counts its changes
+// (*Store).
+type versioned interface{ Version() uint64 }
+
+// constant never changes.
+type constant struct{}
+
+func (constant) Version() uint64 { return 0 }
+
+// packCache is a product's packed right operand and what it was packed
+// from.
+type packCache struct {
+	p       *sgemm.Packed
+	version uint64
+	data    *float32
+	ld      int
+}
+
+// packed returns op(b) packed, repacking it when b's storage or its
+// source's version differ from the cached one's; nil when the BLAS in use
+// is not the internal sgemm.
+func (o *matMulOp) packed(b []float32, ld, k, n int) *sgemm.Packed {
+	if o.fixed == nil || len(b) == 0 {
+		return nil
+	}
+	if _, ok := G.WhichBLAS().(sgemm.Implementation); !ok {
+		return nil
+	}
+	v := o.fixed.Version()
+	c := &o.pack
+	if c.p != nil && c.version == v && c.data == &b[0] && c.ld == ld {
+		if pk, pn := c.p.Dims(); pk == k && pn == n {
+			return c.p
+		}
+	}
+	tb := blas.NoTrans
+	if o.tb {
+		tb = blas.Trans
+	}
+	p, err := sgemm.Pack(tb, k, n, b, ld)
+	if err != nil {
+		return nil // Sgemm reports the bad shape
+	}
+	*c = packCache{p: p, version: v, data: &b[0], ld: ld}
+	return p
 }
 
 func newMatMul(ta, tb bool) *matMulOp {
@@ -51,6 +104,24 @@ func MatMul(a, b *G.Node) (y *G.Node, err error) {
 		return nil, fmt.Errorf("layers: matmul: want two matrices, got shapes %v and %v", a.Shape(), b.Shape())
 	}
 	return G.Must(G.ApplyOp(newMatMul(false, false), a, b)), nil
+}
+
+// MatMulParam is MatMul for a right operand b whose values change only
+// when s is touched (a parameter of s; Store.Touch): the product keeps b
+// packed for the kernel from run to run, and so does the input-gradient
+// product a's backward pass forms with bᵀ. s = nil declares b a constant.
+// The values are MatMul's bit for bit.
+func MatMulParam(a, b *G.Node, s *Store) (y *G.Node, err error) {
+	defer catch("matmul", &err)
+	if a.Dims() != 2 || b.Dims() != 2 {
+		return nil, fmt.Errorf("layers: matmul: want two matrices, got shapes %v and %v", a.Shape(), b.Shape())
+	}
+	op := newMatMul(false, false)
+	op.fixed = constant{}
+	if s != nil {
+		op.fixed = s
+	}
+	return G.Must(G.ApplyOp(op, a, b)), nil
 }
 
 func (*matMulOp) Arity() int { return 2 }
@@ -151,6 +222,10 @@ func (o *matMulOp) Do(vals ...G.Value) (G.Value, error) {
 			clear(c)
 			return out, nil
 		}
+		if p := o.packed(bd.([]float32), ldb, k, n); p != nil {
+			sgemm.Implementation{}.SgemmPacked(ta, m, 1, ad.([]float32), lda, p, 0, c, n)
+			return out, nil
+		}
 		impl.Sgemm(ta, tb, m, n, k, 1, ad.([]float32), lda, bd.([]float32), ldb, 0, c, n)
 	case []float64:
 		if m*n == 0 {
@@ -181,7 +256,9 @@ func (o *matMulOp) SymDiff(inputs G.Nodes, output, grad *G.Node) (G.Nodes, error
 	if len(inputs) != 2 {
 		return nil, fmt.Errorf("layers: matMul: want 2 inputs, got %d", len(inputs))
 	}
-	da, err := G.ApplyOp(newMatMul(false, true), grad, inputs[1])
+	nt := newMatMul(false, true) // g·bᵀ: b stays fixed as long as it does here
+	nt.fixed = o.fixed
+	da, err := G.ApplyOp(nt, grad, inputs[1])
 	if err != nil {
 		return nil, err
 	}

@@ -45,7 +45,7 @@ func Linear(c *Ctx, name string, x *G.Node, out int, bias bool) (y *G.Node, err 
 	if err != nil {
 		return nil, err
 	}
-	if y, err = MatMul(x, w); err != nil {
+	if y, err = MatMulParam(x, w, c.Store); err != nil {
 		return nil, err
 	}
 	if bias {
@@ -66,14 +66,14 @@ func Linear(c *Ctx, name string, x *G.Node, out int, bias bool) (y *G.Node, err 
 		if err != nil {
 			return nil, err
 		}
-		xa, err := MatMul(x, a) // [N, r]: scale the narrow factor
+		xa, err := MatMulParam(x, a, c.Store) // [N, r]: scale the narrow factor
 		if err != nil {
 			return nil, err
 		}
 		if s := c.LoRA.Scale(); s != 1 {
 			xa = G.Must(G.HadamardProd(xa, c.Const(s)))
 		}
-		xab, err := MatMul(xa, bm)
+		xab, err := MatMulParam(xa, bm, c.Store)
 		if err != nil {
 			return nil, err
 		}
@@ -95,7 +95,7 @@ func InputProjection(c *Ctx, name string, x *G.Node, d int) (*G.Node, error) {
 	if err != nil {
 		return nil, err
 	}
-	return MatMul(x, e)
+	return MatMulParam(x, e, c.Store)
 }
 
 // LayerNorm normalises each row of x [N, d] to zero mean and unit variance

@@ -7,6 +7,9 @@ import (
 	"math/rand/v2"
 	"sort"
 	"strings"
+	"sync"
+	"sync/atomic"
+	"weak"
 
 	G "gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
@@ -31,10 +34,22 @@ const (
 // the store's seed and the parameter's name and shape, never on the order in
 // which parameters are created.
 type Store struct {
-	dtype tensor.Dtype
-	seed  uint64
-	vals  map[string]*tensor.Dense
+	dtype   tensor.Dtype
+	seed    uint64
+	vals    map[string]*tensor.Dense
+	version atomic.Uint64 // bumped by Touch
 }
+
+// Touch records that parameter values changed in place (an optimiser
+// step, a load): the products that keep their weights packed between runs
+// (MatMulParam) repack them on their next run. Code that writes a store's
+// parameter values other than through SetFloat64s (which touches the
+// owner itself), such as an optimiser writing a graph's learnables, must
+// call it before the store's graphs run again.
+func (s *Store) Touch() { s.version.Add(1) }
+
+// Version counts the store's Touch calls.
+func (s *Store) Version() uint64 { return s.version.Load() }
 
 // NewStore returns an empty store for dtype (tensor.Float32 or
 // tensor.Float64) with initialisation seed seed.
@@ -110,7 +125,22 @@ func (s *Store) Param(name string, shape []int, init Init) (*tensor.Dense, error
 	}
 	t := NewDense(s.dtype, shape, vals)
 	s.vals[name] = t
+	owners.Store(t.Uintptr(), weak.Make(s))
 	return t, nil
+}
+
+// owners maps the storage of every parameter tensor to its store (weakly:
+// a dead store's entries are ignored), so that SetFloat64s into a
+// parameter touches its store.
+var owners sync.Map // uintptr → weak.Pointer[Store]
+
+// touchOwner touches the store that owns t's storage, if any.
+func touchOwner(t *tensor.Dense) {
+	if w, ok := owners.Load(t.Uintptr()); ok {
+		if s := w.(weak.Pointer[Store]).Value(); s != nil {
+			s.Touch()
+		}
+	}
 }
 
 // NewDense returns a dense tensor of dtype and shape holding vals (converted).
@@ -160,7 +190,10 @@ func CopyFloat64s(t interface{ Data() interface{} }, dst []float64) {
 }
 
 // SetFloat64s writes src into a float32 or float64 tensor of the same size.
+// Writing a parameter's values (a Store's tensor, or a tensor over its
+// storage) touches the store (Store.Touch).
 func SetFloat64s(t *tensor.Dense, src []float64) error {
+	defer touchOwner(t)
 	switch d := t.Data().(type) {
 	case []float32:
 		if len(d) != len(src) {

@@ -457,6 +457,7 @@ func (c *Classifier) Train(pixels []int, labels []int, epochs, batch int, lr flo
 			if err := solver.Step(G.NodesToValueGrads(ctx.Learnables())); err != nil {
 				return losses, fmt.Errorf("objectives: classifier Adam step in epoch %d: %w", e+1, err)
 			}
+			c.Store.Touch() // the weights changed in place
 			sum += lv * float64(cnt)
 		}
 		losses = append(losses, sum/float64(n))
@@ -528,6 +529,7 @@ func LoadClassifier(path string, h, w int) (*Classifier, error) {
 			return nil, fmt.Errorf("objectives: classifier checkpoint %s: %w", path, err)
 		}
 	}
+	c.Store.Touch()
 	return c, nil
 }
 

@@ -795,6 +795,7 @@ func (l *LogVarLoss) Apply() error {
 		}
 		clear(l.acc[i])
 	}
+	l.q.Store.Touch() // q's weights changed in place
 	l.opt.update(len(l.master), l.f, l.accF, fScale)
 	if err := layers.SetFloat64s(l.fT, l.f); err != nil {
 		return fmt.Errorf("objectives: log-variance Apply: F: %w", err)

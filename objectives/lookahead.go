@@ -75,7 +75,7 @@ func (r LinearReward) Build(c *layers.Ctx, x0 *G.Node, n int) (out *G.Node, err 
 	terms := G.NewMatrix(c.G, dt, G.WithShape(L*V, 1), G.WithName("reward_terms"),
 		G.WithValue(layers.NewDense(dt, []int{L * V, 1}, flat)))
 	x2 := G.Must(G.Reshape(x0, tensor.Shape{n, L * V}))
-	rw, err := layers.MatMul(x2, terms)
+	rw, err := layers.MatMulParam(x2, terms, nil) // the terms are constant
 	if err != nil {
 		return nil, err
 	}

@@ -181,6 +181,7 @@ func (t *Trainer) Step(data Data) (float64, error) {
 			}
 		}
 	}
+	t.Loss.Model.Store.Touch() // the weights changed in place
 	t.steps++
 	return loss, nil
 }

@@ -75,7 +75,14 @@ func (impl Implementation) Sgemm(tA, tB blas.Transpose, m, n, k int, alpha float
 		impl.Implementation.Sgemm(tA, tB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
 		return
 	}
-	// C = beta·C first; the blocks then accumulate alpha·A·B into it.
+	scale(beta, m, n, c, ldc)
+	A := operand{a, lda, tA != blas.NoTrans}
+	B := operand{b, ldb, tB != blas.NoTrans}
+	split(A, B, nil, m, n, k, alpha, c, ldc)
+}
+
+// scale sets C = beta·C (the blocks then accumulate alpha·A·B into it).
+func scale(beta float32, m, n int, c []float32, ldc int) {
 	for i := 0; i < m; i++ {
 		row := c[i*ldc : i*ldc+n]
 		switch beta {
@@ -88,17 +95,19 @@ func (impl Implementation) Sgemm(tA, tB blas.Transpose, m, n, k int, alpha float
 			}
 		}
 	}
-	A := operand{a, lda, tA != blas.NoTrans}
-	B := operand{b, ldb, tB != blas.NoTrans}
+}
+
+// split runs the product on the cores: the larger dimension is split into
+// parts aligned to the kernel (columns of C, or rows), unless another
+// product is in flight (parallel SMC workers keep their cores busy) or the
+// product is small.
+func split(A, B operand, pb *Packed, m, n, k int, alpha float32, c []float32, ldc int) {
 	procs := runtime.GOMAXPROCS(0)
-	// Products that run while another one is in flight (parallel SMC
-	// workers) stay on their goroutine: the cores are busy already.
 	defer inflight.Add(-1)
 	if inflight.Add(1) > 1 || procs < 2 || m*n*k < parWork {
-		gemm(A, B, c, ldc, alpha, 0, m, 0, n, k)
+		gemmP(A, B, pb, c, ldc, alpha, 0, m, 0, n, k)
 		return
 	}
-	// Split the larger dimension into procs parts aligned to the kernel.
 	var wg sync.WaitGroup
 	if n >= m && n >= 2*nr {
 		step := (n/procs + nr - 1) / nr * nr
@@ -106,7 +115,7 @@ func (impl Implementation) Sgemm(tA, tB blas.Transpose, m, n, k int, alpha float
 			wg.Add(1)
 			go func(j0 int) {
 				defer wg.Done()
-				gemm(A, B, c, ldc, alpha, 0, m, j0, min(n, j0+step), k)
+				gemmP(A, B, pb, c, ldc, alpha, 0, m, j0, min(n, j0+step), k)
 			}(j0)
 		}
 	} else {
@@ -115,7 +124,7 @@ func (impl Implementation) Sgemm(tA, tB blas.Transpose, m, n, k int, alpha float
 			wg.Add(1)
 			go func(i0 int) {
 				defer wg.Done()
-				gemm(A, B, c, ldc, alpha, i0, min(m, i0+step), 0, n, k)
+				gemmP(A, B, pb, c, ldc, alpha, i0, min(m, i0+step), 0, n, k)
 			}(i0)
 		}
 	}
@@ -159,18 +168,31 @@ var pool = sync.Pool{New: func() any {
 
 // gemm adds alpha·op(A)[i0:i1, :]·op(B)[:, j0:j1] to C's block.
 func gemm(A, B operand, c []float32, ldc int, alpha float32, i0, i1, j0, j1, k int) {
+	gemmP(A, B, nil, c, ldc, alpha, i0, i1, j0, j1, k)
+}
+
+// gemmP is gemm with op(B) optionally prepacked (pb != nil; B unused).
+func gemmP(A, B operand, pb *Packed, c []float32, ldc int, alpha float32, i0, i1, j0, j1, k int) {
 	buf := pool.Get().(*buffers)
 	defer pool.Put(buf)
 	for jc := j0; jc < j1; jc += nc {
 		nb := min(nc, j1-jc)
 		for pc := 0; pc < k; pc += kc {
 			kb := min(kc, k-pc)
-			packB(B, buf.b, pc, kb, jc, nb)
+			if pb == nil {
+				packB(B, buf.b, pc, kb, jc, nb)
+			}
 			for ic := i0; ic < i1; ic += mc {
 				mb := min(mc, i1-ic)
 				packA(A, buf.a, ic, mb, pc, kb)
 				for jr := 0; jr < nb; jr += nr {
-					bp := buf.b[jr*kb : (jr+nr)*kb]
+					var bp []float32
+					if pb == nil {
+						bp = buf.b[jr*kb : (jr+nr)*kb]
+					} else { // panel (jc+jr)/nr of all k rows; rows pc.. of it
+						o := (jc+jr)/nr*k*nr + pc*nr
+						bp = pb.data[o : o+kb*nr]
+					}
 					nn := min(nr, nb-jr)
 					for ir := 0; ir < mb; {
 						rows := mr
