@@ -21,6 +21,21 @@ func addTile(c []float32, ldc int, t []float32, rows, nn int, alpha float32) {
 	addTileGo(c, ldc, t, rows, nn, alpha)
 }
 
+//go:noescape
+func setTile16(rows int, alpha float32, t, c *float32, ldc int)
+
+// setTile writes alpha·t (+0 for a zero product) to the rows × nn block
+// of c.
+func setTile(c []float32, ldc int, t []float32, rows, nn int, alpha float32) {
+	if Enabled && nn == nr && rows > 0 {
+		_ = c[(rows-1)*ldc+nr-1]
+		_ = t[rows*nr-1]
+		setTile16(rows, alpha, &t[0], &c[0], ldc)
+		return
+	}
+	setTileGo(c, ldc, t, rows, nn, alpha)
+}
+
 func cpuid(eax, ecx uint32) (a, b, c, d uint32)
 
 func xgetbv() (eax uint32)

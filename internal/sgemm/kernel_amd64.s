@@ -180,3 +180,34 @@ addtile_loop:
 addtile_done:
 	VZEROUPPER
 	RET
+
+// func setTile16(rows int, alpha float32, t, c *float32, ldc int)
+//
+// c[i*ldc+j] = alpha·t[i*16+j] + 0 for i < rows, j < 16 (AVX): adding +0
+// turns a −0 product into +0, as 0 + alpha·t does.
+TEXT ·setTile16(SB), NOSPLIT, $0-40
+	MOVQ rows+0(FP), CX
+	VBROADCASTSS alpha+8(FP), Y2
+	VXORPS Y3, Y3, Y3
+	MOVQ t+16(FP), SI
+	MOVQ c+24(FP), DI
+	MOVQ ldc+32(FP), DX
+	SHLQ $2, DX
+	TESTQ CX, CX
+	JLE settile_done
+
+settile_loop:
+	VMULPS (SI), Y2, Y0
+	VMULPS 32(SI), Y2, Y1
+	VADDPS Y3, Y0, Y0
+	VADDPS Y3, Y1, Y1
+	VMOVUPS Y0, (DI)
+	VMOVUPS Y1, 32(DI)
+	ADDQ $64, SI
+	ADDQ DX, DI
+	DECQ CX
+	JNZ settile_loop
+
+settile_done:
+	VZEROUPPER
+	RET

@@ -16,3 +16,7 @@ func kernel2(kc int, a, b, c []float32) {
 func addTile(c []float32, ldc int, t []float32, rows, nn int, alpha float32) {
 	addTileGo(c, ldc, t, rows, nn, alpha)
 }
+
+func setTile(c []float32, ldc int, t []float32, rows, nn int, alpha float32) {
+	setTileGo(c, ldc, t, rows, nn, alpha)
+}

@@ -65,6 +65,8 @@ func (impl Implementation) SgemmPacked(tA blas.Transpose, m int, alpha float32, 
 		impl.Sgemm(tA, tB, m, n, k, alpha, a, lda, p.b, p.ldb, beta, c, ldc)
 		return
 	}
-	scale(beta, m, n, c, ldc)
-	split(operand{a, lda, tA != blas.NoTrans}, operand{}, p, m, n, k, alpha, c, ldc)
+	if beta != 0 {
+		scale(beta, m, n, c, ldc)
+	}
+	split(operand{a, lda, tA != blas.NoTrans}, operand{}, p, m, n, k, alpha, beta == 0, c, ldc)
 }

@@ -75,10 +75,12 @@ func (impl Implementation) Sgemm(tA, tB blas.Transpose, m, n, k int, alpha float
 		impl.Implementation.Sgemm(tA, tB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
 		return
 	}
-	scale(beta, m, n, c, ldc)
+	if beta != 0 {
+		scale(beta, m, n, c, ldc)
+	}
 	A := operand{a, lda, tA != blas.NoTrans}
 	B := operand{b, ldb, tB != blas.NoTrans}
-	split(A, B, nil, m, n, k, alpha, c, ldc)
+	split(A, B, nil, m, n, k, alpha, beta == 0, c, ldc)
 }
 
 // scale sets C = beta·C (the blocks then accumulate alpha·A·B into it).
@@ -101,11 +103,15 @@ func scale(beta float32, m, n int, c []float32, ldc int) {
 // parts aligned to the kernel (columns of C, or rows), unless another
 // product is in flight (parallel SMC workers keep their cores busy) or the
 // product is small.
-func split(A, B operand, pb *Packed, m, n, k int, alpha float32, c []float32, ldc int) {
+//
+// With overwrite (β = 0), C's old values are never read: the first block
+// of k writes its tile (+0 for a zero product, as 0 + x gives) and the
+// others add to it.
+func split(A, B operand, pb *Packed, m, n, k int, alpha float32, overwrite bool, c []float32, ldc int) {
 	procs := runtime.GOMAXPROCS(0)
 	defer inflight.Add(-1)
 	if inflight.Add(1) > 1 || procs < 2 || m*n*k < parWork {
-		gemmP(A, B, pb, c, ldc, alpha, 0, m, 0, n, k)
+		gemmP(A, B, pb, overwrite, c, ldc, alpha, 0, m, 0, n, k)
 		return
 	}
 	var wg sync.WaitGroup
@@ -115,7 +121,7 @@ func split(A, B operand, pb *Packed, m, n, k int, alpha float32, c []float32, ld
 			wg.Add(1)
 			go func(j0 int) {
 				defer wg.Done()
-				gemmP(A, B, pb, c, ldc, alpha, 0, m, j0, min(n, j0+step), k)
+				gemmP(A, B, pb, overwrite, c, ldc, alpha, 0, m, j0, min(n, j0+step), k)
 			}(j0)
 		}
 	} else {
@@ -124,7 +130,7 @@ func split(A, B operand, pb *Packed, m, n, k int, alpha float32, c []float32, ld
 			wg.Add(1)
 			go func(i0 int) {
 				defer wg.Done()
-				gemmP(A, B, pb, c, ldc, alpha, i0, min(m, i0+step), 0, n, k)
+				gemmP(A, B, pb, overwrite, c, ldc, alpha, i0, min(m, i0+step), 0, n, k)
 			}(i0)
 		}
 	}
@@ -168,11 +174,12 @@ var pool = sync.Pool{New: func() any {
 
 // gemm adds alpha·op(A)[i0:i1, :]·op(B)[:, j0:j1] to C's block.
 func gemm(A, B operand, c []float32, ldc int, alpha float32, i0, i1, j0, j1, k int) {
-	gemmP(A, B, nil, c, ldc, alpha, i0, i1, j0, j1, k)
+	gemmP(A, B, nil, false, c, ldc, alpha, i0, i1, j0, j1, k)
 }
 
-// gemmP is gemm with op(B) optionally prepacked (pb != nil; B unused).
-func gemmP(A, B operand, pb *Packed, c []float32, ldc int, alpha float32, i0, i1, j0, j1, k int) {
+// gemmP is gemm with op(B) optionally prepacked (pb != nil; B unused),
+// writing instead of adding in the first block of k when overwrite is set.
+func gemmP(A, B operand, pb *Packed, overwrite bool, c []float32, ldc int, alpha float32, i0, i1, j0, j1, k int) {
 	buf := pool.Get().(*buffers)
 	defer pool.Put(buf)
 	for jc := j0; jc < j1; jc += nc {
@@ -202,7 +209,11 @@ func gemmP(A, B operand, pb *Packed, c []float32, ldc int, alpha float32, i0, i1
 						} else {
 							kernel(kb, buf.a[ir*kb:(ir+mr)*kb], bp, buf.tile[:])
 						}
-						addTile(c[(ic+ir)*ldc+jc+jr:], ldc, buf.tile[:], min(rows, mb-ir), nn, alpha)
+						if overwrite && pc == 0 {
+							setTile(c[(ic+ir)*ldc+jc+jr:], ldc, buf.tile[:], min(rows, mb-ir), nn, alpha)
+						} else {
+							addTile(c[(ic+ir)*ldc+jc+jr:], ldc, buf.tile[:], min(rows, mb-ir), nn, alpha)
+						}
 						ir += rows
 					}
 				}
@@ -218,6 +229,20 @@ func addTileGo(c []float32, ldc int, t []float32, rows, nn int, alpha float32) {
 		row := c[i*ldc : i*ldc+nn]
 		for j, v := range t[i*nr : i*nr+nn] {
 			row[j] += alpha * v
+		}
+	}
+}
+
+// setTileGo writes alpha·t (+0 for a zero product) to the block of c.
+func setTileGo(c []float32, ldc int, t []float32, rows, nn int, alpha float32) {
+	for i := 0; i < rows; i++ {
+		row := c[i*ldc : i*ldc+nn]
+		for j, v := range t[i*nr : i*nr+nn] {
+			x := alpha * v
+			if x == 0 {
+				x = 0 // +0, as 0 + alpha·v gives
+			}
+			row[j] = x
 		}
 	}
 }

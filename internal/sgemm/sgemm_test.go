@@ -273,7 +273,8 @@ func BenchmarkSgemmMNIST(b *testing.B) {
 }
 
 // TestAddTileMatchesGo checks the vector tile update against the scalar
-// loop bit for bit (full and partial tiles, α = 1 and not, a padded ldc).
+// loop bit for bit (full and partial tiles, α = 1 and not, a padded ldc,
+// ±0 products), and the tile write against clearing then adding.
 func TestAddTileMatchesGo(t *testing.T) {
 	rng := rand.New(rand.NewPCG(5, 6))
 	for _, rows := range []int{1, 5, 6, 12} {
@@ -288,12 +289,26 @@ func TestAddTileMatchesGo(t *testing.T) {
 				for i := range c {
 					c[i] = float32(rng.NormFloat64())
 				}
+				tile[0], tile[1] = 0, float32(math.Copysign(0, -1)) // ±0 products
+				c0 := append([]float32(nil), c...)
 				want := append([]float32(nil), c...)
 				addTileGo(want, ldc, tile, rows, nn, alpha)
 				addTile(c, ldc, tile, rows, nn, alpha)
 				for i := range c {
 					if math.Float32bits(c[i]) != math.Float32bits(want[i]) {
 						t.Fatalf("rows %d, nn %d, alpha %v: c[%d] = %v, scalar %v", rows, nn, alpha, i, c[i], want[i])
+					}
+				}
+				// setTile: the bits of 0 + alpha·t (the old clear-then-add)
+				set, zero := append([]float32(nil), c0...), append([]float32(nil), c0...)
+				for i := 0; i < rows; i++ {
+					clear(zero[i*ldc : i*ldc+nn])
+				}
+				addTileGo(zero, ldc, tile, rows, nn, alpha)
+				setTile(set, ldc, tile, rows, nn, alpha)
+				for i := range set {
+					if math.Float32bits(set[i]) != math.Float32bits(zero[i]) {
+						t.Fatalf("rows %d, nn %d, alpha %v: set c[%d] = %v, clear-then-add %v", rows, nn, alpha, i, set[i], zero[i])
 					}
 				}
 			}
