@@ -136,18 +136,7 @@ func (ReverseProposal) Propose(rng *rand.Rand, env *Env, m *Move, xs []int, logq
 	owner := growInts(&sc.owner, blk) // state slot u → the block's first particle with it
 	for lo := 0; lo < n; lo += blk {
 		cnt := min(blk, n-lo)
-		byState := make(map[string]int, cnt)
-		nu := 0
-		for j := range cnt {
-			key := stateKey(m.X[(lo+j)*L : (lo+j+1)*L])
-			u, ok := byState[key]
-			if !ok {
-				u, byState[key] = nu, nu
-				owner[nu] = lo + j
-				nu++
-			}
-			slot[j] = u
-		}
+		nu := distinctStates(m.X, L, lo, cnt, slot, owner)
 		err := prepThenDraw(nu, nu, W, func(u, _ int) error {
 			i := owner[u]
 			rk := k[u*W : (u+1)*W]
@@ -162,7 +151,7 @@ func (ReverseProposal) Propose(rng *rand.Rand, env *Env, m *Move, xs []int, logq
 				lse[u*L+l] = v
 			}
 			return nil
-		}, func(int, int) error { return nil })
+		}, noDraw)
 		if err != nil {
 			return err
 		}
@@ -186,6 +175,29 @@ func (ReverseProposal) Propose(rng *rand.Rand, env *Env, m *Move, xs []int, logq
 	}
 	return nil
 }
+
+// distinctStates numbers the distinct states of particles lo..lo+cnt−1 of
+// x (L tokens each) in order of first appearance: slot[j] is particle
+// lo+j's number, owner[u] the first particle with state u. It returns the
+// count.
+func distinctStates(x []int, L, lo, cnt int, slot, owner []int) int {
+	byState := make(map[string]int, cnt)
+	nu := 0
+	for j := range cnt {
+		key := stateKey(x[(lo+j)*L : (lo+j+1)*L])
+		u, ok := byState[key]
+		if !ok {
+			u, byState[key] = nu, nu
+			owner[nu] = lo + j
+			nu++
+		}
+		slot[j] = u
+	}
+	return nu
+}
+
+// noDraw is the draw phase of a prepThenDraw that only computes.
+func noDraw(int, int) error { return nil }
 
 // Tilt spaces of the gradient proposal (paper.md §3.3).
 const (
@@ -254,17 +266,19 @@ func (g GradProposal) Propose(rng *rand.Rand, env *Env, m *Move, xs []int, logq,
 	if x0 {
 		width = V
 	}
-	// Per particle (on all cores): the kernel rows k, the proposal rows q
-	// and their cumulative sums and normalisers; then, in particle order,
-	// the draws (the same random stream as a serial loop).
+	// On all cores: the kernel rows k once per distinct state (of a block
+	// of particles sized to a memory budget), then per particle the
+	// proposal rows q with their cumulative sums and normalisers; then, in
+	// particle order, the draws (the same random stream as a serial loop).
 	sc := env.scratchBufs()
-	blk := blockFor(len(logq), 3*W+L)
+	n := len(logq)
+	blk := blockFor(n, 4*W+L)
 	K, Q, C, LSE := grow(&sc.pk, blk*W), grow(&sc.pq, blk*W), grow(&sc.pcdf, blk*W), grow(&sc.plse, blk*L)
-	prep := func(i, j int) error {
-		k, q, cdf := K[j*W:(j+1)*W], Q[j*W:(j+1)*W], C[j*W:(j+1)*W]
-		if err := kernelRows(env, m, i, k); err != nil {
-			return err
-		}
+	slot, owner := growInts(&sc.slot, blk), growInts(&sc.owner, blk)
+	var lo int // the block's first particle
+	prep := func(j, _ int) error {
+		i := lo + j
+		k, q, cdf := K[slot[j]*W:(slot[j]+1)*W], Q[j*W:(j+1)*W], C[j*W:(j+1)*W]
 		gi := q // the tilt is formed in q's row, then replaced by q
 		copy(gi, m.Grad[i*W:(i+1)*W])
 		for l := range L {
@@ -310,8 +324,9 @@ func (g GradProposal) Propose(rng *rand.Rand, env *Env, m *Move, xs []int, logq,
 		}
 		return nil
 	}
-	draw := func(i, j int) error {
-		k, q, cdf := K[j*W:(j+1)*W], Q[j*W:(j+1)*W], C[j*W:(j+1)*W]
+	draw := func(j, _ int) error {
+		i := lo + j
+		k, q, cdf := K[slot[j]*W:(slot[j]+1)*W], Q[j*W:(j+1)*W], C[j*W:(j+1)*W]
 		lq, lk := 0.0, 0.0
 		for l := range L {
 			v := searchCDF(cdf[l*M:(l+1)*M], rng.Float64())
@@ -322,7 +337,19 @@ func (g GradProposal) Propose(rng *rand.Rand, env *Env, m *Move, xs []int, logq,
 		logq[i], logk[i] = lq, lk
 		return nil
 	}
-	return prepThenDraw(len(logq), blk, 3*W, prep, draw)
+	for lo = 0; lo < n; lo += blk {
+		cnt := min(blk, n-lo)
+		nu := distinctStates(m.X, L, lo, cnt, slot, owner)
+		if err := prepThenDraw(nu, nu, W, func(u, _ int) error {
+			return kernelRows(env, m, owner[u], K[u*W:(u+1)*W])
+		}, noDraw); err != nil {
+			return err
+		}
+		if err := prepThenDraw(cnt, cnt, 2*W, prep, draw); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // LOP is the exact locally optimal proposal ("SMC-LOP"; paper.md §2.4,
