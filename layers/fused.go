@@ -5,6 +5,8 @@ import (
 	"hash"
 	"hash/fnv"
 	"math"
+	"runtime"
+	"sync"
 
 	"github.com/chewxy/hm"
 	G "gorgonia.org/gorgonia"
@@ -45,6 +47,31 @@ func (o *fusedBase) Hashcode() uint32 {
 	h := fnv.New32a()
 	o.WriteHash(h)
 	return h.Sum32()
+}
+
+// minParallel is the fewest entries an element-wise op spreads over cores.
+const minParallel = 1 << 15
+
+// onRows calls f on [lo, hi) ranges of whole rows (width d) covering n
+// entries: one range, or one per core for large n. Element-wise results do
+// not depend on the split.
+func onRows(n, d int, f func(lo, hi int)) {
+	procs := runtime.GOMAXPROCS(0)
+	if n < minParallel || procs < 2 || d <= 0 {
+		f(0, n)
+		return
+	}
+	rows := n / d
+	step := (rows + procs - 1) / procs * d
+	var wg sync.WaitGroup
+	for lo := 0; lo < n; lo += step {
+		wg.Add(1)
+		go func(lo, hi int) {
+			defer wg.Done()
+			f(lo, hi)
+		}(lo, min(n, lo+step))
+	}
+	wg.Wait()
 }
 
 // buffer returns the op's output tensor of shape r×c with dtype dt,
@@ -127,9 +154,11 @@ func (o *addBiasOp) Do(vals ...G.Value) (G.Value, error) {
 	out := o.buffer(dt, s[0], s[1])
 	switch y := vals[0].Data().(type) {
 	case []float32:
-		addBias(y, vals[1].Data().([]float32), out.Data().([]float32))
+		b, o := vals[1].Data().([]float32), out.Data().([]float32)
+		onRows(len(y), s[1], func(lo, hi int) { addBias(y[lo:hi], b, o[lo:hi]) })
 	case []float64:
-		addBias(y, vals[1].Data().([]float64), out.Data().([]float64))
+		b, o := vals[1].Data().([]float64), out.Data().([]float64)
+		onRows(len(y), s[1], func(lo, hi int) { addBias(y[lo:hi], b, o[lo:hi]) })
 	}
 	return out, nil
 }
@@ -282,13 +311,15 @@ func (o *pointwiseOp) Do(vals ...G.Value) (G.Value, error) {
 		if o.rowwise {
 			byRows(x, out.Data().([]float32), s[1], o.f32, func(v float32) uint64 { return uint64(math.Float32bits(v)) })
 		} else {
-			o.f32(x, out.Data().([]float32))
+			d := out.Data().([]float32)
+			onRows(len(x), s[1], func(lo, hi int) { o.f32(x[lo:hi], d[lo:hi]) })
 		}
 	case []float64:
 		if o.rowwise {
 			byRows(x, out.Data().([]float64), s[1], o.f64, math.Float64bits)
 		} else {
-			o.f64(x, out.Data().([]float64))
+			d := out.Data().([]float64)
+			onRows(len(x), s[1], func(lo, hi int) { o.f64(x[lo:hi], d[lo:hi]) })
 		}
 	}
 	return out, nil
@@ -359,9 +390,11 @@ func (o *pointwiseBackOp) Do(vals ...G.Value) (G.Value, error) {
 	out := o.buffer(dt, s[0], s[1])
 	switch x := vals[0].Data().(type) {
 	case []float32:
-		o.f32(x, vals[1].Data().([]float32), out.Data().([]float32))
+		g, d := vals[1].Data().([]float32), out.Data().([]float32)
+		onRows(len(x), s[1], func(lo, hi int) { o.f32(x[lo:hi], g[lo:hi], d[lo:hi]) })
 	case []float64:
-		o.f64(x, vals[1].Data().([]float64), out.Data().([]float64))
+		g, d := vals[1].Data().([]float64), out.Data().([]float64)
+		onRows(len(x), s[1], func(lo, hi int) { o.f64(x[lo:hi], g[lo:hi], d[lo:hi]) })
 	}
 	return out, nil
 }

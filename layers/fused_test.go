@@ -2,6 +2,7 @@ package layers
 
 import (
 	"math"
+	"math/rand/v2"
 	"testing"
 
 	G "gorgonia.org/gorgonia"
@@ -206,6 +207,58 @@ func TestSiLURepeatedRows(t *testing.T) {
 	for i := range want {
 		if math.Float32bits(got[i]) != math.Float32bits(want[i]) {
 			t.Fatalf("entry %d: %v, want %v", i, got[i], want[i])
+		}
+	}
+}
+
+// TestElementwiseOpsSplitOverCores checks the fused element-wise ops on a
+// matrix large enough to be split over goroutines (onRows) against their
+// serial loops, bit for bit.
+func TestElementwiseOpsSplitOverCores(t *testing.T) {
+	const r, c = 301, 256 // 77k entries, an odd number of rows
+	if r*c < minParallel {
+		t.Fatalf("%d entries do not reach the parallel threshold %d", r*c, minParallel)
+	}
+	rng := rand.New(rand.NewPCG(1, 2))
+	xv, gv, bv := make([]float32, r*c), make([]float32, r*c), make([]float32, c)
+	for i := range xv {
+		xv[i], gv[i] = float32(rng.NormFloat64()), float32(rng.NormFloat64())
+	}
+	for i := range bv {
+		bv[i] = float32(rng.NormFloat64())
+	}
+	g := G.NewGraph()
+	x := G.NewMatrix(g, tensor.Float32, G.WithShape(r, c), G.WithName("x"), G.WithValue(tensor.New(tensor.WithShape(r, c), tensor.WithBacking(xv))))
+	gr := G.NewMatrix(g, tensor.Float32, G.WithShape(r, c), G.WithName("g"), G.WithValue(tensor.New(tensor.WithShape(r, c), tensor.WithBacking(gv))))
+	b := G.NewVector(g, tensor.Float32, G.WithShape(c), G.WithName("b"), G.WithValue(tensor.New(tensor.WithShape(c), tensor.WithBacking(bv))))
+	fr, err := ReLUOp(x)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fb, err := AddBias(x, b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	back := &pointwiseBackOp{fusedBase: fusedBase{name: "reluBack"}, f32: reluBack[float32], f64: reluBack[float64]}
+	fg := G.Must(G.ApplyOp(back, x, gr))
+	vm := G.NewTapeMachine(g)
+	defer vm.Close()
+	if err := vm.RunAll(); err != nil {
+		t.Fatal(err)
+	}
+	wr, wb, wg := make([]float32, r*c), make([]float32, r*c), make([]float32, r*c)
+	relu(xv, wr)
+	addBias(xv, bv, wb)
+	reluBack(xv, gv, wg)
+	for k, p := range []struct {
+		n    *G.Node
+		want []float32
+	}{{fr, wr}, {fb, wb}, {fg, wg}} {
+		got := p.n.Value().Data().([]float32)
+		for i := range got {
+			if math.Float32bits(got[i]) != math.Float32bits(p.want[i]) {
+				t.Fatalf("op %d (%s), entry %d: %v, serial %v", k, p.n.Op(), i, got[i], p.want[i])
+			}
 		}
 	}
 }
