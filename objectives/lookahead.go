@@ -358,32 +358,17 @@ func (la *LookAhead) run(t, scale float64, noise, logits, rewards, grad []float6
 		return err
 	}
 	// noise [b][k][l][v] → internal [k][b][l][v]
-	LV := L * V
-	copyNoise := func(put func(dst, src int)) error {
-		for b := 0; b < B; b++ {
-			for k := 0; k < K; k++ {
-				src, dst := (b*K+k)*LV, (k*B+b)*LV
-				for j := 0; j < LV; j++ {
-					if g := noise[src+j]; math.IsNaN(g) || math.IsInf(g, 0) {
-						return fmt.Errorf("objectives: look-ahead noise[%d] = %v is not finite", src+j, g)
-					}
-					put(dst+j, src+j)
-				}
-			}
-		}
-		return nil
-	}
-	var err error
+	bad := -1
 	switch d := la.noise.Data().(type) {
 	case []float64:
-		err = copyNoise(func(dst, src int) { d[dst] = noise[src] })
+		bad = permuteNoise(d, noise, B, K, L*V)
 	case []float32:
-		err = copyNoise(func(dst, src int) { d[dst] = float32(noise[src]) })
+		bad = permuteNoise(d, noise, B, K, L*V)
 	default:
-		err = fmt.Errorf("objectives: unsupported noise data %T", d)
+		return fmt.Errorf("objectives: unsupported noise data %T", d)
 	}
-	if err != nil {
-		return err
+	if bad >= 0 {
+		return fmt.Errorf("objectives: look-ahead noise[%d] = %v is not finite", bad, noise[bad])
 	}
 	if err := la.setScale(scale); err != nil {
 		return err
@@ -422,6 +407,25 @@ func (la *LookAhead) run(t, scale float64, noise, logits, rewards, grad []float6
 	}
 	la.haveRun = true
 	return nil
+}
+
+// permuteNoise copies noise (order [b][k][l·v], LV values per sample) into
+// d in the order [k][b][l·v] and returns the index of the first NaN or ±Inf
+// in noise, or −1.
+func permuteNoise[F float32 | float64](d []F, noise []float64, B, K, LV int) int {
+	bad := -1
+	for b := 0; b < B; b++ {
+		for k := 0; k < K; k++ {
+			src, dst := noise[(b*K+k)*LV:(b*K+k+1)*LV], d[(k*B+b)*LV:(k*B+b+1)*LV]
+			for j, g := range src {
+				if g-g != 0 && bad < 0 { // sources are visited in index order
+					bad = (b*K+k)*LV + j
+				}
+				dst[j] = F(g)
+			}
+		}
+	}
+	return bad
 }
 
 // copyFinite copies v's float32 or float64 values into dst and returns the

@@ -615,7 +615,7 @@ func (g GradLookAhead) evalNoise(env *Env, x []int, noise []float64, t, lambda f
 		return err
 	}
 	for i, v := range grad {
-		if math.IsNaN(v) || math.IsInf(v, 0) {
+		if v-v != 0 { // NaN or ±Inf (one pass over a large buffer)
 			return fmt.Errorf("smc: look-ahead gradient of particle %d is %v", i/(L*(V+1)), v)
 		}
 	}
