@@ -5,6 +5,8 @@ import (
 	"hash"
 	"hash/fnv"
 	"math"
+	"runtime"
+	"sync"
 
 	"github.com/chewxy/hm"
 	G "gorgonia.org/gorgonia"
@@ -150,9 +152,9 @@ func (o carryOp) Do(vals ...G.Value) (G.Value, error) {
 	return out, nil
 }
 
-func carryFwd[F float32 | float64](x, s, out []F, N, V int) {
+func carryFwdRange[F float32 | float64](lo, hi int, x, s, out []F, N, V int) {
 	K := len(s) / (N * V)
-	for n := range N {
+	for n := lo; n < hi; n++ {
 		xr := x[n*(V+1) : (n+1)*(V+1)]
 		var sum F
 		for _, v := range xr[:V] {
@@ -167,6 +169,44 @@ func carryFwd[F float32 | float64](x, s, out []F, N, V int) {
 			}
 		}
 	}
+}
+
+// carryFwd, carryBackX and carryBackS split their N positions over the
+// cores (each position's rows are computed by one goroutine, so the bits
+// do not depend on the split).
+func carryFwd[F float32 | float64](x, s, out []F, N, V int) {
+	onRanges(N, len(s), func(lo, hi int) { carryFwdRange(lo, hi, x, s, out, N, V) })
+}
+
+func carryBackX[F float32 | float64](s, g, out []F, N, V int) {
+	onRanges(N, len(s), func(lo, hi int) { carryBackXRange(lo, hi, s, g, out, N, V) })
+}
+
+func carryBackS[F float32 | float64](x, g, out []F, N, V int) {
+	onRanges(N, len(g), func(lo, hi int) { carryBackSRange(lo, hi, x, g, out, N, V) })
+}
+
+// minParallel is the fewest entries a look-ahead op spreads over cores.
+const minParallel = 1 << 15
+
+// onRanges calls f on ranges [lo, hi) covering 0..n−1: one range, or one
+// per core when the op touches at least minParallel entries.
+func onRanges(n, entries int, f func(lo, hi int)) {
+	procs := runtime.GOMAXPROCS(0)
+	if entries < minParallel || procs < 2 || n < 2 {
+		f(0, n)
+		return
+	}
+	step := (n + procs - 1) / procs
+	var wg sync.WaitGroup
+	for lo := 0; lo < n; lo += step {
+		wg.Add(1)
+		go func(lo, hi int) {
+			defer wg.Done()
+			f(lo, hi)
+		}(lo, min(n, lo+step))
+	}
+	wg.Wait()
 }
 
 func (o carryOp) SymDiff(inputs G.Nodes, output, grad *G.Node) (G.Nodes, error) {
@@ -233,9 +273,9 @@ func (o carryBackXOp) Do(vals ...G.Value) (G.Value, error) {
 	return out, nil
 }
 
-func carryBackX[F float32 | float64](s, g, out []F, N, V int) {
+func carryBackXRange[F float32 | float64](lo, hi int, s, g, out []F, N, V int) {
 	K := len(s) / (N * V)
-	for n := range N {
+	for n := lo; n < hi; n++ {
 		or := out[n*(V+1) : (n+1)*(V+1)]
 		clear(or)
 		var dot F
@@ -299,9 +339,9 @@ func (o carryBackSOp) Do(vals ...G.Value) (G.Value, error) {
 	return out, nil
 }
 
-func carryBackS[F float32 | float64](x, g, out []F, N, V int) {
+func carryBackSRange[F float32 | float64](lo, hi int, x, g, out []F, N, V int) {
 	K := len(g) / (N * V)
-	for n := range N {
+	for n := lo; n < hi; n++ {
 		xr := x[n*(V+1) : n*(V+1)+V]
 		var sum F
 		for _, v := range xr {
@@ -366,9 +406,11 @@ func (o gumbelSTOp) Do(vals ...G.Value) (G.Value, error) {
 		return nil, fmt.Errorf("gumbelST: %w", err)
 	}
 	if z32 != nil {
-		gumbelFwd(z32, o32, s[1], o.tau, o.hard)
+		V := s[1]
+		onRanges(s[0], len(z32), func(lo, hi int) { gumbelFwd(z32[lo*V:hi*V], o32[lo*V:hi*V], V, o.tau, o.hard) })
 	} else {
-		gumbelFwd(z64, o64, s[1], o.tau, o.hard)
+		V := s[1]
+		onRanges(s[0], len(z64), func(lo, hi int) { gumbelFwd(z64[lo*V:hi*V], o64[lo*V:hi*V], V, o.tau, o.hard) })
 	}
 	return out, nil
 }
@@ -470,9 +512,11 @@ func (o gumbelBackOp) Do(vals ...G.Value) (G.Value, error) {
 		return nil, fmt.Errorf("gumbelBack: mixed dtypes or shapes")
 	}
 	if z32 != nil {
-		gumbelBack(z32, g32, o32, s[1], o.tau)
+		V := s[1]
+		onRanges(s[0], len(z32), func(lo, hi int) { gumbelBack(z32[lo*V:hi*V], g32[lo*V:hi*V], o32[lo*V:hi*V], V, o.tau) })
 	} else {
-		gumbelBack(z64, g64, o64, s[1], o.tau)
+		V := s[1]
+		onRanges(s[0], len(z64), func(lo, hi int) { gumbelBack(z64[lo*V:hi*V], g64[lo*V:hi*V], o64[lo*V:hi*V], V, o.tau) })
 	}
 	return out, nil
 }

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -659,6 +660,43 @@ func TestLookAheadLogitsAreTheDenoisers(t *testing.T) {
 						t.Fatalf("%s %s time_dim %d call %d: look-ahead logits differ from X0Logits by %g", arch, dtype, tdim, rep, d)
 					}
 				}
+			}
+		}
+	}
+}
+
+// TestLookAheadSameBitsOnOneOrTwoCores checks that a look-ahead large
+// enough for its ops and products to be split over goroutines gives the
+// same logits, rewards and gradient bit for bit with GOMAXPROCS 1 and 2.
+func TestLookAheadSameBitsOnOneOrTwoCores(t *testing.T) {
+	m, err := graph.New(graph.Config{Arch: "mlp", L: 8, V: 64, Embed: 16, Hidden: 256, Layers: 2, TimeDim: 4, Act: "relu", DType: "float32", InitSeed: 9})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const B, K = 64, 2 // 1,024 sample rows × 64 tokens: above the ops' parallel threshold
+	rng := rand.New(rand.NewPCG(3, 3))
+	terms := laTerms(rng, 8, 64)
+	la, err := NewLookAhead(m, LinearReward{Terms: terms}, LookAheadConfig{Batch: B, Phi: K})
+	if err != nil {
+		t.Fatal(err)
+	}
+	xt := make([]int, B*8)
+	for i := range xt {
+		if rng.IntN(3) > 0 {
+			xt[i] = 64 // MASK
+		} else {
+			xt[i] = rng.IntN(64)
+		}
+	}
+	noise := laGumbel(rng, B*K*8*64)
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
+	one := laHard(t, la, xt, 0.5, 1.5, noise)
+	runtime.GOMAXPROCS(2)
+	two := laHard(t, la, xt, 0.5, 1.5, noise)
+	for name, p := range map[string][2][]float64{"logits": {one.logits, two.logits}, "rewards": {one.rewards, two.rewards}, "grad": {one.grad, two.grad}, "r̂": {one.rhat, two.rhat}} {
+		for i := range p[0] {
+			if math.Float64bits(p[0][i]) != math.Float64bits(p[1][i]) {
+				t.Fatalf("%s[%d]: %v on one core, %v on two", name, i, p[0][i], p[1][i])
 			}
 		}
 	}
