@@ -22,9 +22,19 @@ import (
 
 // ClassifierConfig describes an image classifier over L = H·W binary pixels
 // given as one-hot inputs over V = 2 tokens (0 = off, 1 = on).
+//
+// Conv, when set, puts convolutional layers before the MLP: Conv[i] is
+// the number of output channels of layer i, a 3×3 convolution with stride
+// 2 and zero padding 1 followed by the activation (each halves the image
+// side, rounding up). The first layer's input is the image with 2
+// channels, the one-hot of each pixel (the input layout [n, 2·L] read as
+// channel-last pixels); the MLP reads the last layer's output, flattened
+// channel-last. Empty Conv is the plain MLP (and is left out of the JSON,
+// so the configurations of MLP classifiers are unchanged).
 type ClassifierConfig struct {
 	H       int    `toml:"h" json:"h"`                   // image height
 	W       int    `toml:"w" json:"w"`                   // image width (L = H·W pixels)
+	Conv    []int  `toml:"conv" json:"conv,omitempty"`   // channels of the 3×3 stride-2 conv layers before the MLP, e.g. [16, 32]; empty = none
 	Hidden  []int  `toml:"hidden" json:"hidden"`         // MLP hidden widths, e.g. [256] or [512, 256]; empty = linear softmax
 	Act     string `toml:"activation" json:"activation"` // "relu", "gelu" or "silu"
 	DType   string `toml:"dtype" json:"dtype"`           // "float32" (default when empty) or "float64"
@@ -45,8 +55,19 @@ const maxClassifierPixels = 1 << 20
 const metaClassifierConfig = "classifier.config"
 
 // classifierParamPrefix prefixes the classifier's parameter names
-// ("classifier.0.W", "classifier.0.b", ...; the last layer is the output).
+// ("classifier.0.W", "classifier.0.b", ...; the last layer is the output;
+// the conv layers are "classifier.conv0.W" [9·Cin, Cout], "classifier.conv0.b", ...).
 const classifierParamPrefix = "classifier"
+
+// Conv layers of a classifier: 3×3 kernels, stride 2, padding 1, at most
+// maxClassifierConv layers of at most maxClassifierChannels channels.
+const (
+	clfConvKernel         = 3
+	clfConvStride         = 2
+	clfConvPad            = 1
+	maxClassifierConv     = 4
+	maxClassifierChannels = 1024
+)
 
 // Validate reports the first invalid field, naming it. An empty DType is
 // valid (it means float32).
@@ -68,6 +89,19 @@ func (c ClassifierConfig) Validate() error {
 			return fmt.Errorf("objectives: classifier hidden[%d] = %d: widths must be positive", i, h)
 		}
 	}
+	if len(c.Conv) > maxClassifierConv {
+		return fmt.Errorf("objectives: classifier conv = %v: at most %d conv layers", c.Conv, maxClassifierConv)
+	}
+	h, w := c.H, c.W
+	for i, ch := range c.Conv {
+		if ch <= 0 || ch > maxClassifierChannels {
+			return fmt.Errorf("objectives: classifier conv[%d] = %d: channel counts must be in 1..%d", i, ch, maxClassifierChannels)
+		}
+		if h < 2 || w < 2 {
+			return fmt.Errorf("objectives: classifier conv = %v: the %d×%d image is only %d×%d at conv layer %d (each stride-2 layer halves it; want at least 2×2)", c.Conv, c.H, c.W, h, w, i)
+		}
+		h, w = (h+2*clfConvPad-clfConvKernel)/clfConvStride+1, (w+2*clfConvPad-clfConvKernel)/clfConvStride+1
+	}
 	switch layers.Activation(c.Act) {
 	case layers.ReLU, layers.GeLU, layers.SiLU:
 	default:
@@ -84,9 +118,35 @@ type classifierLayer struct {
 	in, out int
 }
 
-// layerShapes lists the Linear layers: 2L → Hidden[0] → … → Classes.
+// convLayer is one conv layer of the classifier: h×w×cin → ho×wo×cout.
+type convLayer struct {
+	name                  string
+	h, w, cin, cout       int
+	ho, wo                int
+	weightRows, outputDim int // 9·cin (rows of W); ho·wo·cout (flattened output)
+}
+
+// convShapes lists the conv layers (none for an MLP).
+func (c ClassifierConfig) convShapes() []convLayer {
+	var ls []convLayer
+	h, w, cin := c.H, c.W, 2
+	for i, cout := range c.Conv {
+		ho := (h+2*clfConvPad-clfConvKernel)/clfConvStride + 1
+		wo := (w+2*clfConvPad-clfConvKernel)/clfConvStride + 1
+		ls = append(ls, convLayer{name: fmt.Sprintf("%s.conv%d", classifierParamPrefix, i), h: h, w: w, cin: cin, cout: cout,
+			ho: ho, wo: wo, weightRows: clfConvKernel * clfConvKernel * cin, outputDim: ho * wo * cout})
+		h, w, cin = ho, wo, cout
+	}
+	return ls
+}
+
+// layerShapes lists the Linear layers: 2L (or the last conv layer's
+// output) → Hidden[0] → … → Classes.
 func (c ClassifierConfig) layerShapes() []classifierLayer {
 	in := 2 * c.H * c.W
+	if cs := c.convShapes(); len(cs) > 0 {
+		in = cs[len(cs)-1].outputDim
+	}
 	var ls []classifierLayer
 	for i, out := range append(append([]int(nil), c.Hidden...), c.Classes) {
 		ls = append(ls, classifierLayer{name: fmt.Sprintf("%s.%d", classifierParamPrefix, i), in: in, out: out})
@@ -95,10 +155,11 @@ func (c ClassifierConfig) layerShapes() []classifierLayer {
 	return ls
 }
 
-// Classifier is an MLP image classifier over binary pixels (see
+// Classifier is an image classifier over binary pixels (see
 // ClassifierConfig): the flattened one-hot image [n, L·2] (row-major over
-// pixels, then token) goes through Linear layers with the activation
-// between them, giving class logits [n, Classes].
+// pixels, then token) goes through the conv layers, if any, then Linear
+// layers with the activation between them, giving class logits
+// [n, Classes].
 //
 // Its methods serialise on a mutex. Logits compiles one pruned forward
 // program per chunk size and re-runs it; the programs read the master
@@ -111,13 +172,15 @@ type Classifier struct {
 	L     int // H·W
 	mu    sync.Mutex
 	progs map[int]*clfProgram
+	// fprogs are the compiled feature programs (graphFeatures).
+	fprogs map[int]*clfProgram
 }
 
 // clfProgram is a compiled forward program for a fixed number of images.
 type clfProgram struct {
 	n      int
 	x      *tensor.Dense // [n, 2L] one-hot input
-	logits *G.Node
+	logits *G.Node       // or the features, for a feature program
 	m      G.VM
 }
 
@@ -132,9 +195,18 @@ func NewClassifier(cfg ClassifierConfig) (*Classifier, error) {
 		cfg.DType = "float32"
 	}
 	cfg.Hidden = append([]int(nil), cfg.Hidden...)
+	cfg.Conv = append([]int(nil), cfg.Conv...) // nil when empty
 	s, err := layers.NewStore(cfg.dtype(), cfg.Seed)
 	if err != nil {
 		return nil, err
+	}
+	for _, l := range cfg.convShapes() {
+		if _, err := s.Param(l.name+".W", []int{l.weightRows, l.cout}, layers.InitNormal); err != nil {
+			return nil, err
+		}
+		if _, err := s.Param(l.name+".b", []int{l.cout}, layers.InitZeros); err != nil {
+			return nil, err
+		}
 	}
 	for _, l := range cfg.layerShapes() {
 		if _, err := s.Param(l.name+".W", []int{l.in, l.out}, layers.InitNormal); err != nil {
@@ -144,40 +216,72 @@ func NewClassifier(cfg ClassifierConfig) (*Classifier, error) {
 			return nil, err
 		}
 	}
-	return &Classifier{Cfg: cfg, Store: s, L: cfg.H * cfg.W, progs: map[int]*clfProgram{}}, nil
+	return &Classifier{Cfg: cfg, Store: s, L: cfg.H * cfg.W, progs: map[int]*clfProgram{}, fprogs: map[int]*clfProgram{}}, nil
 }
 
 // paramFunc returns the graph node of an existing classifier parameter.
 type paramFunc func(name string, shape []int) (*G.Node, error)
 
-// net adds the MLP to x's graph: x [n, 2L] → logits [n, Classes]. act is
+// net adds the classifier to x's graph: x [n, 2L] → logits [n, Classes];
+// feats is what the output layer reads (the last hidden layer's
+// activations, or the flattened last conv layer's, or x itself). act is
 // only used for its Const (GELU's constants), so its Store must have x's
 // dtype.
-func (c *Classifier) net(act *layers.Ctx, x *G.Node, param paramFunc) (logits *G.Node, err error) {
+func (c *Classifier) net(act *layers.Ctx, x *G.Node, param paramFunc) (logits, feats *G.Node, err error) {
 	defer func() {
 		if p := recover(); p != nil {
 			err = fmt.Errorf("objectives: building classifier: %v", p)
 		}
 	}()
-	ls := c.Cfg.layerShapes()
 	h := x
+	n := x.Shape()[0]
+	for _, l := range c.Cfg.convShapes() {
+		// im2col(h)·W + b on [n·ho·wo, 9·cin], the activation, then back to
+		// one row per image [n, ho·wo·cout] (channel-last).
+		w, err := param(l.name+".W", []int{l.weightRows, l.cout})
+		if err != nil {
+			return nil, nil, err
+		}
+		b, err := param(l.name+".b", []int{l.cout})
+		if err != nil {
+			return nil, nil, err
+		}
+		p, err := layers.Im2Col(h, n, l.h, l.w, l.cin, clfConvKernel, clfConvStride, clfConvPad)
+		if err != nil {
+			return nil, nil, fmt.Errorf("objectives: classifier %s: %w", l.name, err)
+		}
+		if h, err = layers.MatMul(p, w); err != nil {
+			return nil, nil, err
+		}
+		if h, err = layers.AddBias(h, b); err != nil {
+			return nil, nil, err
+		}
+		if h, err = layers.Activation(c.Cfg.Act).Apply(act, h); err != nil {
+			return nil, nil, err
+		}
+		h = G.Must(G.Reshape(h, tensor.Shape{n, l.outputDim}))
+	}
+	ls := c.Cfg.layerShapes()
 	for i, l := range ls {
+		if i == len(ls)-1 {
+			feats = h
+		}
 		w, err := param(l.name+".W", []int{l.in, l.out})
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		b, err := param(l.name+".b", []int{l.out})
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		h = G.Must(G.BroadcastAdd(G.Must(G.Mul(h, w)), b, nil, []byte{0}))
 		if i < len(ls)-1 {
 			if h, err = layers.Activation(c.Cfg.Act).Apply(act, h); err != nil {
-				return nil, err
+				return nil, nil, err
 			}
 		}
 	}
-	return h, nil
+	return h, feats, nil
 }
 
 // ownParam returns a paramFunc over a Ctx on the classifier's own Store; it
@@ -193,6 +297,12 @@ func (c *Classifier) ownParam(ctx *layers.Ctx) paramFunc {
 
 // checkTokens checks that x holds n images of L binary tokens.
 func (c *Classifier) checkTokens(x []int, n int, what string) error {
+	if what == "features" && len(c.Cfg.Conv) > 0 {
+		// The plain-Go Features (features.go) reads the first layer's
+		// weights as an MLP's over the one-hot input: for a conv
+		// classifier it would silently return wrong values.
+		return fmt.Errorf("objectives: classifier features: the plain-Go Features does not support conv layers (conv = %v); use the graph's features (graphFeatures)", c.Cfg.Conv)
+	}
 	if len(x) != n*c.L {
 		return fmt.Errorf("objectives: classifier %s: got %d tokens for %d images of %d×%d = %d pixels", what, len(x), n, c.Cfg.H, c.Cfg.W, c.L)
 	}
@@ -222,17 +332,31 @@ func setOneHot(dst *tensor.Dense, x []int) {
 }
 
 // program returns the compiled forward program for n images. c.mu is held.
-func (c *Classifier) program(n int) (p *clfProgram, err error) {
-	if p, ok := c.progs[n]; ok {
+func (c *Classifier) program(n int) (p *clfProgram, err error) { return c.compile(n, false) }
+
+// compile returns the compiled forward program for n images, of the
+// logits or (features) of what the output layer reads. c.mu is held.
+func (c *Classifier) compile(n int, features bool) (p *clfProgram, err error) {
+	progs := c.progs
+	if features {
+		if c.fprogs == nil {
+			c.fprogs = map[int]*clfProgram{}
+		}
+		progs = c.fprogs
+	}
+	if p, ok := progs[n]; ok {
 		return p, nil
 	}
 	unlock := graph.LockBuild()
 	defer unlock()
 	ctx := layers.NewCtx(c.Store, false)
 	x := ctx.Input("classifier_x", n, 2*c.L)
-	logits, err := c.net(ctx, x, c.ownParam(ctx))
+	logits, feats, err := c.net(ctx, x, c.ownParam(ctx))
 	if err != nil {
 		return nil, err
+	}
+	if features {
+		logits = feats
 	}
 	p = &clfProgram{n: n, x: layers.NewDense(c.Store.DType(), []int{n, 2 * c.L}, make([]float64, n*2*c.L)), logits: logits}
 	if err := G.Let(x, p.x); err != nil {
@@ -243,8 +367,47 @@ func (c *Classifier) program(n int) (p *clfProgram, err error) {
 		return nil, fmt.Errorf("objectives: compile classifier for %d images: %w", n, err)
 	}
 	p.m = layers.TapeMachine(ctx.G, G.WithPrecompiled(prog, locs))
-	c.progs[n] = p
+	progs[n] = p
 	return p, nil
+}
+
+// graphFeatures is Features computed by the graph's forward pass, for any
+// classifier (the plain-Go Features covers MLPs only): the activations the
+// output layer reads — the last hidden layer's, or the flattened last conv
+// layer's for a conv classifier without hidden layers — n rows of dim
+// values for n = len(x)/(H·W) binary images, in chunks of at most
+// ClassifierMaxBatch images.
+func (c *Classifier) graphFeatures(x []int) (feats []float64, dim int, err error) {
+	if len(x) == 0 || len(x)%c.L != 0 {
+		return nil, 0, fmt.Errorf("objectives: classifier features: %d tokens is not a positive multiple of %d×%d = %d pixels", len(x), c.Cfg.H, c.Cfg.W, c.L)
+	}
+	n := len(x) / c.L
+	if err := c.checkTokens(x, n, "graph features"); err != nil {
+		return nil, 0, err
+	}
+	ls := c.Cfg.layerShapes()
+	dim = ls[len(ls)-1].in
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	feats = make([]float64, n*dim)
+	for s := 0; s < n; s += ClassifierMaxBatch {
+		b := min(ClassifierMaxBatch, n-s)
+		p, err := c.compile(b, true)
+		if err != nil {
+			return nil, 0, err
+		}
+		setOneHot(p.x, x[s*c.L:(s+b)*c.L])
+		p.m.Reset()
+		if err := p.m.RunAll(); err != nil {
+			return nil, 0, fmt.Errorf("objectives: classifier features run: %w", err)
+		}
+		v := p.logits.Value()
+		if v == nil {
+			return nil, 0, fmt.Errorf("objectives: classifier features run produced no values")
+		}
+		layers.CopyFloat64s(v, feats[s*dim:(s+b)*dim])
+	}
+	return feats, dim, nil
 }
 
 // Logits writes the class logits of n = len(out)/Classes images given as
@@ -347,8 +510,23 @@ func (c *Classifier) checkLabels(labels []int) error {
 // stops training with an error before that step's update; earlier updates
 // are kept. Training is deterministic given the data, rng and parameters.
 func (c *Classifier) Train(pixels []int, labels []int, epochs, batch int, lr float64, rng *rand.Rand, log io.Writer) ([]float64, error) {
+	return c.TrainAugmented(pixels, labels, epochs, batch, lr, 0, rng, log)
+}
+
+// maxClassifierShift bounds TrainAugmented's shift.
+const maxClassifierShift = 8
+
+// TrainAugmented is Train with random-translation augmentation: each
+// time an image is visited it is shifted by (dy, dx), both drawn
+// uniformly from −shift..shift with rng (after the epoch's shuffle, one
+// pair per image in batch order), the pixels shifted in from outside the
+// image being off (token 0). shift = 0 is Train exactly (no extra draws);
+// shift must be in 0..8 and smaller than both image sides.
+func (c *Classifier) TrainAugmented(pixels []int, labels []int, epochs, batch int, lr float64, shift int, rng *rand.Rand, log io.Writer) ([]float64, error) {
 	n := len(labels)
 	switch {
+	case shift < 0 || shift > maxClassifierShift || (shift > 0 && (shift >= c.Cfg.H || shift >= c.Cfg.W)):
+		return nil, fmt.Errorf("objectives: classifier augmentation shift = %d: want 0..%d, smaller than the %d×%d image", shift, maxClassifierShift, c.Cfg.H, c.Cfg.W)
 	case n == 0:
 		return nil, fmt.Errorf("objectives: classifier training on an empty set")
 	case epochs <= 0:
@@ -385,7 +563,7 @@ func (c *Classifier) Train(pixels []int, labels []int, epochs, batch int, lr flo
 		ctx = layers.NewCtx(c.Store, true)
 		x := ctx.Input("classifier_x", B, 2*L)
 		y := ctx.Input("classifier_y", B, C) // one-hot labels / batch count; 0 rows = padding
-		logits, err := c.net(ctx, x, c.ownParam(ctx))
+		logits, _, err := c.net(ctx, x, c.ownParam(ctx))
 		if err != nil {
 			return err
 		}
@@ -436,7 +614,12 @@ func (c *Classifier) Train(pixels []int, labels []int, epochs, batch int, lr flo
 			clear(yv)
 			for r := 0; r < cnt; r++ {
 				i := perm[s+r]
-				copy(xb[r*L:(r+1)*L], pixels[i*L:(i+1)*L])
+				if shift == 0 {
+					copy(xb[r*L:(r+1)*L], pixels[i*L:(i+1)*L])
+				} else {
+					dy, dx := rng.IntN(2*shift+1)-shift, rng.IntN(2*shift+1)-shift
+					shiftImage(xb[r*L:(r+1)*L], pixels[i*L:(i+1)*L], c.Cfg.H, c.Cfg.W, dy, dx)
+				}
 				yv[r*C+labels[i]] = 1 / float64(cnt)
 			}
 			setOneHot(xT, xb[:cnt*L])
@@ -466,6 +649,16 @@ func (c *Classifier) Train(pixels []int, labels []int, epochs, batch int, lr flo
 		}
 	}
 	return losses, nil
+}
+
+// shiftImage writes src (an h×w image, row-major) translated by dy rows
+// and dx columns into dst: dst[i, j] = src[i − dy, j − dx], 0 outside.
+func shiftImage(dst, src []int, h, w, dy, dx int) {
+	clear(dst)
+	for i := max(0, dy); i < min(h, h+dy); i++ {
+		lo, hi := max(0, dx), min(w, w+dx)
+		copy(dst[i*w+lo:i*w+hi], src[(i-dy)*w+lo-dx:(i-dy)*w+hi-dx])
+	}
 }
 
 // Save writes the classifier's configuration (checkpoint metadata key
@@ -644,7 +837,7 @@ func (r *ClassifierReward) Build(c *layers.Ctx, x0 *G.Node, n int) (out *G.Node,
 		return G.NodeFromAny(c.G, v, G.WithName(fmt.Sprintf("classifier#%d/%s", id, name))), nil
 	}
 	x := G.Must(G.Reshape(x0, tensor.Shape{n, 2 * L}))
-	logits, err := r.clf.net(c, x, param)
+	logits, _, err := r.clf.net(c, x, param)
 	if err != nil {
 		return nil, err
 	}

@@ -2,10 +2,13 @@ package objectives
 
 import (
 	"bytes"
+	"encoding/json"
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -613,4 +616,462 @@ func BenchmarkClassifierReward(b *testing.B) {
 		}
 		b.ReportMetric(float64(n*b.N)/b.Elapsed().Seconds(), "images/s")
 	})
+}
+
+// clfRefConv is a plain-Go float64 forward pass of a classifier with conv
+// layers (3×3, stride 2, padding 1, channel-last) by direct loops: the
+// logits [n·Classes] and what the output layer reads (feats, n rows of
+// dim).
+func clfRefConv(c *Classifier, x []int, n int) (logits, feats []float64, dim int) {
+	act := func(s float64) float64 {
+		switch c.Cfg.Act {
+		case "relu":
+			return math.Max(0, s)
+		case "silu":
+			return s / (1 + math.Exp(-s))
+		}
+		return 0.5 * s * (1 + math.Tanh(math.Sqrt(2/math.Pi)*(s+0.044715*s*s*s)))
+	}
+	ls := c.Cfg.layerShapes()
+	for b := 0; b < n; b++ {
+		h := make([]float64, 2*c.L) // [H, W, 2]
+		for l, v := range x[b*c.L : (b+1)*c.L] {
+			h[2*l+v] = 1
+		}
+		H, W, C := c.Cfg.H, c.Cfg.W, 2
+		for i, cout := range c.Cfg.Conv {
+			name := fmt.Sprintf("classifier.conv%d", i)
+			wt := layers.Float64s(c.Store.Get(name+".W"), nil) // [9·C, cout]
+			bias := layers.Float64s(c.Store.Get(name+".b"), nil)
+			Ho, Wo := (H-1)/2+1, (W-1)/2+1
+			y := make([]float64, Ho*Wo*cout)
+			for oi := 0; oi < Ho; oi++ {
+				for oj := 0; oj < Wo; oj++ {
+					for o := 0; o < cout; o++ {
+						s := bias[o]
+						for di := 0; di < 3; di++ {
+							for dj := 0; dj < 3; dj++ {
+								r, q := 2*oi-1+di, 2*oj-1+dj
+								if r < 0 || r >= H || q < 0 || q >= W {
+									continue
+								}
+								for ch := 0; ch < C; ch++ {
+									s += h[(r*W+q)*C+ch] * wt[((di*3+dj)*C+ch)*cout+o]
+								}
+							}
+						}
+						y[(oi*Wo+oj)*cout+o] = act(s)
+					}
+				}
+			}
+			h, H, W, C = y, Ho, Wo, cout
+		}
+		for i, l := range ls {
+			if i == len(ls)-1 {
+				feats = append(feats, h...)
+				dim = len(h)
+			}
+			Wm := layers.Float64s(c.Store.Get(l.name+".W"), nil)
+			bias := layers.Float64s(c.Store.Get(l.name+".b"), nil)
+			y := make([]float64, l.out)
+			for o := range y {
+				s := bias[o]
+				for k := 0; k < l.in; k++ {
+					s += h[k] * Wm[k*l.out+o]
+				}
+				if i < len(ls)-1 {
+					s = act(s)
+				}
+				y[o] = s
+			}
+			h = y
+		}
+		logits = append(logits, h...)
+	}
+	return logits, feats, dim
+}
+
+// tinyConvCfg is a small conv classifier: a 5×4 image (odd side, padding
+// on every border) → 3×2×3 → 2×1×2 → 4 hidden units → 3 classes.
+func tinyConvCfg(act, dtype string) ClassifierConfig {
+	return ClassifierConfig{H: 5, W: 4, Conv: []int{3, 2}, Hidden: []int{4}, Act: act, DType: dtype, Seed: 7, Classes: 3}
+}
+
+// A conv classifier's RewardGraph gradient with respect to the soft
+// one-hot input matches central finite differences of Σ_b r_b (float64,
+// every input coordinate, relative error < 1e-6), and its forward pass,
+// Logits and the graph's features match a direct-loop reference.
+func TestConvClassifierGradientAndForward(t *testing.T) {
+	for _, act := range []string{"gelu", "silu", "relu"} {
+		t.Run(act, func(t *testing.T) {
+			c := clfNew(t, tinyConvCfg(act, "float64"))
+			clfRandomiseBiases(t, c, 11)
+			if got := c.Store.Names(); len(got) != 8 || got[4] != "classifier.conv0.W" || !c.Store.Get("classifier.conv1.W").Shape().Eq(tensor.Shape{27, 2}) ||
+				!c.Store.Get("classifier.0.W").Shape().Eq(tensor.Shape{4, 4}) {
+				t.Fatalf("parameters %v", got)
+			}
+			snap := clfSnapshot(c)
+			rw, err := c.Reward(1)
+			if err != nil {
+				t.Fatal(err)
+			}
+			const n, h, tol = 3, 1e-6, 1e-6
+			g := clfBuildGraph(t, rw, tensor.Float64, n, true)
+			defer g.m.Close()
+			rng := rand.New(rand.NewPCG(15, 16))
+			xs := make([]float64, n*c.L*2)
+			for i := 0; i < n*c.L; i++ {
+				p := rng.Float64()
+				xs[2*i], xs[2*i+1] = p, 1-p
+			}
+			g.run(t, xs)
+			grad := layers.Float64s(g.gv, nil)
+			fd := testutil.Checker{H: h, Tol: tol}
+			fd.All(t, "d r/d x", func() float64 {
+				s := 0.0
+				for _, r := range g.run(t, xs) {
+					s += r
+				}
+				return s
+			}, xs, grad)
+			if maxAbsDiff(grad, make([]float64, len(grad))) < 1e-3 {
+				t.Fatalf("degenerate test: gradient %v", grad)
+			}
+			clfSameParams(t, c, snap)
+
+			// Forward: the graph on exact one-hots, Logits and the graph's
+			// features against the direct loops.
+			x := clfRandomImages(rng, n, c.L)
+			wantLogits, wantFeats, wantDim := clfRefConv(c, x, n)
+			logits := make([]float64, n*3)
+			if err := c.Logits(x, logits); err != nil {
+				t.Fatal(err)
+			}
+			if d := maxAbsDiff(logits, wantLogits); d > 1e-12 {
+				t.Fatalf("Logits differ from the direct loops by %.3g", d)
+			}
+			r := g.run(t, clfOneHot(x))
+			for b := range r {
+				if want := logsumexp.LogSoftmaxAt(wantLogits[b*3:(b+1)*3], 1); math.Abs(r[b]-want) > 1e-12 {
+					t.Fatalf("image %d: graph reward %v, reference %v", b, r[b], want)
+				}
+			}
+			feats, dim, err := c.graphFeatures(x)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if dim != wantDim || dim != 4 || maxAbsDiff(feats, wantFeats) > 1e-12 {
+				t.Fatalf("features (dim %d) %v, reference (dim %d) %v", dim, feats, wantDim, wantFeats)
+			}
+			t.Logf("%d input coordinates checked, worst relative error %.2g", len(xs), fd.Worst)
+		})
+	}
+}
+
+// A conv classifier without hidden layers feeds the flattened last conv
+// layer to the output layer (its features); the graph's features of an
+// MLP equal the plain-Go Features; Features of a conv classifier gives
+// the graph's values or an error (until features.go routes conv
+// classifiers to the graph, it refuses them), never the plain-Go MLP
+// loop's misreading of the conv weights.
+func TestConvClassifierFeatures(t *testing.T) {
+	rng := rand.New(rand.NewPCG(17, 18))
+	c := clfNew(t, ClassifierConfig{H: 7, W: 6, Conv: []int{2}, Act: "relu", DType: "float64", Seed: 3, Classes: 4})
+	clfRandomiseBiases(t, c, 12)
+	if !c.Store.Get("classifier.0.W").Shape().Eq(tensor.Shape{4 * 3 * 2, 4}) {
+		t.Fatalf("output layer %v, want [24 4]", c.Store.Get("classifier.0.W").Shape())
+	}
+	const n = ClassifierMaxBatch + 3 // two chunks
+	x := clfRandomImages(rng, n, c.L)
+	wantLogits, wantFeats, _ := clfRefConv(c, x, n)
+	feats, dim, err := c.graphFeatures(x)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if dim != 24 || maxAbsDiff(feats, wantFeats) > 1e-12 {
+		t.Fatalf("features: dim %d, error %.3g", dim, maxAbsDiff(feats, wantFeats))
+	}
+	logits := make([]float64, n*4)
+	if err := c.Logits(x, logits); err != nil {
+		t.Fatal(err)
+	}
+	if d := maxAbsDiff(logits, wantLogits); d > 1e-12 {
+		t.Fatalf("Logits differ from the direct loops by %.3g", d)
+	}
+	// Features of a conv classifier: the right values or an error, never
+	// the plain-Go MLP loop's misreading.
+	if f, d, err := c.Features(x); err != nil {
+		if !strings.Contains(err.Error(), "conv") {
+			t.Fatalf("Features of a conv classifier: error %v", err)
+		}
+	} else if d != 24 || maxAbsDiff(f, wantFeats) > 1e-12 {
+		t.Fatalf("Features of a conv classifier: dim %d, error %.3g", d, maxAbsDiff(f, wantFeats))
+	}
+	if _, _, err := c.graphFeatures(x[:5]); err == nil {
+		t.Fatal("graphFeatures of 5 tokens: no error")
+	}
+
+	m := clfNew(t, ClassifierConfig{H: 4, W: 3, Hidden: []int{6, 5}, Act: "gelu", DType: "float64", Seed: 4, Classes: 3})
+	clfRandomiseBiases(t, m, 13)
+	xm := clfRandomImages(rng, 9, m.L)
+	a, da, err := m.Features(xm)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, db, err := m.graphFeatures(xm)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if da != db || maxAbsDiff(a, b) > 1e-12 {
+		t.Fatalf("MLP features: plain Go (dim %d) and graph (dim %d) differ by %.3g", da, db, maxAbsDiff(a, b))
+	}
+}
+
+// Save → Load of a conv classifier rebuilds the conv layers and gives the
+// same logits bit for bit (float64 and float32); the checkpoint records the
+// conv channels; the configuration of an MLP serialises exactly as before
+// the conv field existed, so MLP checkpoints (which have no "conv") load as
+// MLPs.
+func TestConvClassifierSaveLoad(t *testing.T) {
+	dir := t.TempDir()
+	rng := rand.New(rand.NewPCG(19, 20))
+	for _, dt := range []string{"float64", "float32"} {
+		c := clfNew(t, ClassifierConfig{H: 9, W: 8, Conv: []int{4, 3}, Hidden: []int{5}, Act: "gelu", DType: dt, Seed: 21, Classes: 10})
+		clfRandomiseBiases(t, c, 14)
+		path := filepath.Join(dir, dt, "clf.ckpt")
+		if err := c.Save(path); err != nil {
+			t.Fatal(err)
+		}
+		ck, err := graph.ReadCheckpoint(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if js := ck.Meta[metaClassifierConfig]; !strings.Contains(js, `"conv":[4,3]`) {
+			t.Fatalf("checkpoint config %s does not record the conv layers", js)
+		}
+		c2, err := LoadClassifier(path, 9, 8)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Equal(c2.Cfg.Conv, []int{4, 3}) || c2.Cfg.DType != dt {
+			t.Fatalf("loaded config %+v", c2.Cfg)
+		}
+		x := clfRandomImages(rng, 6, c.L)
+		a, b := make([]float64, 60), make([]float64, 60)
+		if err := c.Logits(x, a); err != nil {
+			t.Fatal(err)
+		}
+		if err := c2.Logits(x, b); err != nil {
+			t.Fatal(err)
+		}
+		for i := range a {
+			if math.Float64bits(a[i]) != math.Float64bits(b[i]) {
+				t.Fatalf("%s: logit %d: %v before saving, %v loaded", dt, i, a[i], b[i])
+			}
+		}
+		if maxAbsDiff(a, make([]float64, len(a))) == 0 {
+			t.Fatal("degenerate test: zero logits")
+		}
+	}
+	// The JSON of an MLP configuration has no conv key: byte for byte the
+	// format of the existing checkpoints.
+	js, err := json.Marshal(ClassifierConfig{H: 28, W: 28, Hidden: []int{256}, Act: "relu", DType: "float32", Seed: 11, Classes: 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := `{"h":28,"w":28,"hidden":[256],"activation":"relu","dtype":"float32","seed":11,"classes":10}`; string(js) != want {
+		t.Fatalf("MLP config JSON %s, want %s", js, want)
+	}
+	m := clfNew(t, ClassifierConfig{H: 4, W: 4, Hidden: []int{3}, Act: "relu", DType: "float64", Seed: 2, Classes: 3})
+	path := filepath.Join(dir, "mlp.ckpt")
+	if err := m.Save(path); err != nil {
+		t.Fatal(err)
+	}
+	ck, err := graph.ReadCheckpoint(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if js := ck.Meta[metaClassifierConfig]; strings.Contains(js, "conv") {
+		t.Fatalf("MLP checkpoint config %s mentions conv", js)
+	}
+	m2, err := LoadClassifier(path, 4, 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m2.Cfg.Conv != nil || len(m2.Store.Names()) != 4 {
+		t.Fatalf("MLP checkpoint loaded as %+v with parameters %v", m2.Cfg, m2.Store.Names())
+	}
+	// A conv checkpoint whose conv field was dropped fails the tensor check
+	// (it is not silently read as an MLP).
+	conv := clfNew(t, ClassifierConfig{H: 4, W: 4, Conv: []int{2}, Hidden: []int{3}, Act: "relu", DType: "float64", Seed: 2, Classes: 3})
+	cpath := filepath.Join(dir, "conv.ckpt")
+	if err := conv.Save(cpath); err != nil {
+		t.Fatal(err)
+	}
+	ck, err = graph.ReadCheckpoint(cpath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ck.Meta[metaClassifierConfig] = strings.Replace(ck.Meta[metaClassifierConfig], `"conv":[2],`, "", 1)
+	bad := filepath.Join(dir, "conv-dropped.ckpt")
+	if err := graph.WriteCheckpoint(bad, ck); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := LoadClassifier(bad, 4, 4); err == nil {
+		t.Fatal("conv checkpoint without its conv field: no error")
+	}
+}
+
+// A conv classifier trains (the loss falls every epoch and held-out
+// accuracy on separable synthetic prototypes exceeds 90%), and plugs into
+// a LookAhead: in float64 the straight-through rewards equal the token
+// reward of the hard carried-over samples and the gradient is non-zero.
+func TestConvClassifierTrainsAndLooksAhead(t *testing.T) {
+	cfg := ClassifierConfig{H: 6, W: 6, Conv: []int{8}, Hidden: []int{16}, Act: "relu", DType: "float64", Seed: 1, Classes: 10}
+	rng := rand.New(rand.NewPCG(1, 1))
+	trainX, trainY := clfSynthetic(rng, 1000, 36, 10, 0.1)
+	testX, testY := clfSynthetic(rng, 300, 36, 10, 0.1)
+	c := clfNew(t, cfg)
+	losses, err := c.Train(trainX, trainY, 4, 50, 0.01, rand.New(rand.NewPCG(3, 3)), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for e := 1; e < len(losses); e++ {
+		if !(losses[e] < losses[e-1]) {
+			t.Fatalf("loss did not decrease: %v", losses)
+		}
+	}
+	acc, err := c.Accuracy(testX, testY)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("losses %.4f; held-out accuracy %.3f", losses, acc)
+	if acc <= 0.9 {
+		t.Fatalf("held-out accuracy %.3f ≤ 0.9", acc)
+	}
+
+	lc := clfNew(t, ClassifierConfig{H: 3, W: 3, Conv: []int{3}, Hidden: []int{5}, Act: "silu", DType: "float64", Seed: 8, Classes: 4})
+	clfRandomiseBiases(t, lc, 4)
+	rw, err := lc.Reward(3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := graph.New(graph.Config{Arch: "mlp", L: 9, V: 2, Embed: 4, Hidden: 16, Layers: 2, TimeDim: 4, Act: "silu", DType: "float64", InitSeed: 5})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const B, K, tm, scale = 3, 2, 0.7, 1.5
+	la, err := NewLookAhead(m, rw, LookAheadConfig{Batch: B, Phi: K, Tau: 0.5})
+	if err != nil {
+		t.Fatal(err)
+	}
+	xt := make([]int, B*9)
+	for i := range xt {
+		xt[i] = rng.IntN(3) // 2 = MASK
+	}
+	noise := laGumbel(rng, B*K*9*2)
+	o := laHard(t, la, xt, tm, scale, noise)
+	x0 := hardSamples(xt, o.logits, noise, B, K, 9, 2)
+	want := make([]float64, B*K)
+	if err := rw.Reward(x0, want); err != nil {
+		t.Fatal(err)
+	}
+	if d := maxAbsDiff(o.rewards, want); d > 1e-10 {
+		t.Fatalf("look-ahead rewards %v, token rewards of the hard samples %v (diff %.3g)", o.rewards, want, d)
+	}
+	if maxAbsDiff(o.grad, make([]float64, len(o.grad))) == 0 {
+		t.Fatalf("look-ahead gradient is zero")
+	}
+}
+
+// Bad conv configurations are errors naming the field, never panics.
+func TestConvClassifierBadConfigs(t *testing.T) {
+	good := ClassifierConfig{H: 8, W: 8, Conv: []int{4, 4}, Hidden: []int{4}, Act: "relu", Seed: 1, Classes: 10}
+	if _, err := NewClassifier(good); err != nil {
+		t.Fatal(err)
+	}
+	for name, c := range map[string]struct {
+		mod  func(*ClassifierConfig)
+		want string
+	}{
+		"zero channels":     {func(c *ClassifierConfig) { c.Conv = []int{4, 0} }, "conv[1] = 0"},
+		"negative channels": {func(c *ClassifierConfig) { c.Conv = []int{-3} }, "conv[0] = -3"},
+		"huge channels":     {func(c *ClassifierConfig) { c.Conv = []int{1 << 20} }, "conv[0]"},
+		"too many layers":   {func(c *ClassifierConfig) { c.H, c.W, c.Conv = 64, 64, []int{2, 2, 2, 2, 2} }, "at most 4 conv layers"},
+		"image too small":   {func(c *ClassifierConfig) { c.H, c.W, c.Conv = 3, 9, []int{2, 2, 2} }, "only 1×3 at conv layer 2"},
+		"one-pixel rows":    {func(c *ClassifierConfig) { c.H, c.W, c.Conv = 1, 9, []int{2} }, "at conv layer 0"},
+	} {
+		cfg := good
+		c.mod(&cfg)
+		if _, err := NewClassifier(cfg); err == nil || !strings.Contains(err.Error(), c.want) || !strings.HasPrefix(err.Error(), "objectives: classifier conv") {
+			t.Errorf("%s: error %v, want one containing %q", name, err, c.want)
+		}
+	}
+}
+
+// shiftImage translates an image with zero fill, by the definition
+// dst[i, j] = src[i − dy, j − dx]; TrainAugmented with shift 0 is Train
+// bit for bit, with shift 1 it is reproducible, learns and differs; a bad
+// shift is an error naming it.
+func TestClassifierTrainAugmented(t *testing.T) {
+	const h, w = 3, 4
+	src := []int{1, 0, 1, 1, 0, 1, 1, 0, 1, 1, 0, 1}
+	for dy := -3; dy <= 3; dy++ {
+		for dx := -4; dx <= 4; dx++ {
+			dst := make([]int, h*w)
+			for i := range dst {
+				dst[i] = 7 // overwritten
+			}
+			shiftImage(dst, src, h, w, dy, dx)
+			for i := 0; i < h; i++ {
+				for j := 0; j < w; j++ {
+					want := 0
+					if si, sj := i-dy, j-dx; si >= 0 && si < h && sj >= 0 && sj < w {
+						want = src[si*w+sj]
+					}
+					if dst[i*w+j] != want {
+						t.Fatalf("shift (%d, %d): pixel (%d, %d) = %d, want %d", dy, dx, i, j, dst[i*w+j], want)
+					}
+				}
+			}
+		}
+	}
+
+	cfg := ClassifierConfig{H: 6, W: 6, Conv: []int{4}, Hidden: []int{8}, Act: "relu", DType: "float64", Seed: 2, Classes: 10}
+	rng := rand.New(rand.NewPCG(4, 4))
+	x, y := clfSynthetic(rng, 300, 36, 10, 0.1)
+	train := func(shift int) (*Classifier, []float64) {
+		c := clfNew(t, cfg)
+		var losses []float64
+		var err error
+		if shift < 0 {
+			losses, err = c.Train(x, y, 3, 32, 0.01, rand.New(rand.NewPCG(5, 5)), nil)
+		} else {
+			losses, err = c.TrainAugmented(x, y, 3, 32, 0.01, shift, rand.New(rand.NewPCG(5, 5)), nil)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c, losses
+	}
+	plain, lp := train(-1)
+	zero, l0 := train(0)
+	if maxAbsDiff(lp, l0) != 0 {
+		t.Fatalf("shift 0: losses %v, Train %v", l0, lp)
+	}
+	clfSameParams(t, zero, clfSnapshot(plain))
+	aug, l1 := train(1)
+	aug2, l1b := train(1)
+	if maxAbsDiff(l1, l1b) != 0 {
+		t.Fatalf("shift 1 not reproducible: %v then %v", l1, l1b)
+	}
+	clfSameParams(t, aug2, clfSnapshot(aug))
+	if maxAbsDiff(l1, l0) == 0 || !(l1[2] < l1[0]) {
+		t.Fatalf("shift 1: losses %v (shift 0: %v), want different and falling", l1, l0)
+	}
+	for _, bad := range []int{-1, 9, 6} {
+		if _, err := zero.TrainAugmented(x, y, 1, 32, 0.01, bad, rng, nil); err == nil || !strings.Contains(err.Error(), fmt.Sprintf("shift = %d", bad)) {
+			t.Errorf("shift %d: error %v", bad, err)
+		}
+	}
 }

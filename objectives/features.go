@@ -10,7 +10,9 @@ import (
 // Features returns the classifier's embedding of n = len(x)/(H·W) binary
 // images: the activations of the last hidden layer (what the output layer
 // reads), n rows of dim values. A classifier without hidden layers returns
-// its one-hot input (dim = 2·H·W). It runs in plain Go from the stored
+// its one-hot input (dim = 2·H·W), one with conv layers and no hidden
+// layers the flattened last conv layer's output. For an MLP it runs in
+// plain Go from the stored
 // parameters (no graph), for evaluation metrics such as the effective rank
 // of a set of samples; it agrees with the graph's forward pass to float
 // rounding.
@@ -19,6 +21,11 @@ func (c *Classifier) Features(x []int) (feats []float64, dim int, err error) {
 		return nil, 0, fmt.Errorf("objectives: classifier features: %d tokens is not a positive multiple of %d×%d = %d pixels", len(x), c.Cfg.H, c.Cfg.W, c.L)
 	}
 	n := len(x) / c.L
+	if len(c.Cfg.Conv) > 0 {
+		// The loop below reads the first layer as an MLP's over the
+		// one-hot input; a conv classifier's features come from its graph.
+		return c.graphFeatures(x)
+	}
 	if err := c.checkTokens(x, n, "features"); err != nil {
 		return nil, 0, err
 	}

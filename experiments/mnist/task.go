@@ -13,6 +13,8 @@
 //	classifier = ""           # main classifier (default runs/mnist<size>/clf_main.ckpt)
 //	val_classifier = ""       # held-out classifier (default runs/mnist<size>/clf_val.ckpt)
 //	classifier_epochs = 12    # training epochs of `ddsmc prepare`
+//	classifier_arch = "mlp"   # "cnn": the conv pair CNNMainClassifier / CNNValClassifier,
+//	                          # default paths runs/mnist<size>-cnn/clf_{main,val}.ckpt
 //
 // The classifiers are the task's prepared artefacts: `ddsmc prepare
 // <config>` trains the missing ones.
@@ -48,6 +50,10 @@ type Options struct {
 		Classifier       string `toml:"classifier" json:"classifier"`
 		ValClassifier    string `toml:"val_classifier" json:"val_classifier"`
 		ClassifierEpochs int    `toml:"classifier_epochs" json:"classifier_epochs"`
+		// ClassifierArch is the architecture `ddsmc prepare` trains: "mlp"
+		// (the default, stored as "" so that the options of existing
+		// configs, which sweep fingerprints hash, are unchanged) or "cnn".
+		ClassifierArch string `toml:"classifier_arch" json:"classifier_arch,omitempty"`
 	} `toml:"reward" json:"reward"`
 }
 
@@ -73,6 +79,28 @@ func DefaultClassifierDir(size int) string {
 	return filepath.Join("runs", fmt.Sprintf("mnist%d", size))
 }
 
+// DefaultClassifierDirFor is DefaultClassifierDir for an architecture:
+// the MLPs' runs/mnist<size>, the CNNs' runs/mnist<size>-cnn (so that the
+// MLP classifiers, and every result recorded with them, stay as they are).
+func DefaultClassifierDirFor(size int, arch string) string {
+	if arch == ArchCNN {
+		return DefaultClassifierDir(size) + "-cnn"
+	}
+	return DefaultClassifierDir(size)
+}
+
+// arch is the classifier architecture of [reward] classifier_arch.
+func (t *Task) arch() string {
+	if t.o.Reward.ClassifierArch == "" {
+		return ArchMLP
+	}
+	return t.o.Reward.ClassifierArch
+}
+
+// ClassifierArch returns the classifier architecture `ddsmc prepare`
+// trains: ArchMLP or ArchCNN.
+func (t *Task) ClassifierArch() string { return t.arch() }
+
 func open(spec *task.Spec, dec task.Decoder) (task.Task, error) {
 	var o Options
 	o.Data.Size, o.Reward.Target, o.Reward.ClassifierEpochs = 28, 4, 12
@@ -97,8 +125,13 @@ func open(spec *task.Spec, dec task.Decoder) (task.Task, error) {
 		return nil, fmt.Errorf("reward.target = %d: want a digit 0..9", o.Reward.Target)
 	case o.Reward.ClassifierEpochs < 1:
 		return nil, fmt.Errorf("reward.classifier_epochs = %d: must be >= 1", o.Reward.ClassifierEpochs)
+	case o.Reward.ClassifierArch != "" && o.Reward.ClassifierArch != ArchMLP && o.Reward.ClassifierArch != ArchCNN:
+		return nil, fmt.Errorf("reward.classifier_arch = %q: want %q or %q", o.Reward.ClassifierArch, ArchMLP, ArchCNN)
 	}
-	dir := DefaultClassifierDir(o.Data.Size)
+	if o.Reward.ClassifierArch == ArchMLP {
+		o.Reward.ClassifierArch = "" // the default's canonical form
+	}
+	dir := DefaultClassifierDirFor(o.Data.Size, o.Reward.ClassifierArch) // "" = mlp
 	if o.Reward.Classifier == "" {
 		o.Reward.Classifier = filepath.Join(dir, "clf_main.ckpt")
 	}
@@ -318,14 +351,15 @@ func (t *Task) Missing() []string {
 	return out
 }
 
-// Prepare trains the two classifiers (classifier_epochs epochs) if either
-// is missing, or always with force, and writes them to their paths.
+// Prepare trains the two classifiers of classifier_arch
+// (classifier_epochs epochs; TrainClassifierPair) if either is missing, or
+// always with force, and writes them to their paths.
 func (t *Task) Prepare(force bool, log io.Writer) error {
 	if !force && len(t.Missing()) == 0 {
 		fmt.Fprintf(log, "mnist: classifiers %s and %s exist (use -force to retrain)\n", t.o.Reward.Classifier, t.o.Reward.ValClassifier)
 		return nil
 	}
-	_, err := TrainClassifiers(t.o.Data.Size, t.o.Reward.ClassifierEpochs, t.o.Reward.Classifier, t.o.Reward.ValClassifier, log)
+	_, err := TrainClassifierPair(t.arch(), t.o.Data.Size, t.o.Reward.ClassifierEpochs, t.o.Reward.Classifier, t.o.Reward.ValClassifier, log)
 	return err
 }
 
