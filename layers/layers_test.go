@@ -3,8 +3,11 @@ package layers
 import (
 	"math"
 	"math/rand/v2"
+	"runtime"
 	"strings"
 	"testing"
+	"time"
+	"weak"
 
 	G "gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
@@ -221,4 +224,60 @@ func TestRerunIsRepeatableAndLeavesInputsIntact(t *testing.T) {
 			}
 		}
 	}
+}
+
+// TestParamOwnersFollowStores checks the registry that lets SetFloat64s
+// touch a parameter's store: writing a parameter bumps its store's
+// version, writing another tensor does not, and the entries of a store
+// are removed once the store is collected (long sweeps build thousands).
+func TestParamOwnersFollowStores(t *testing.T) {
+	s, err := NewStore(tensor.Float32, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := s.Param("w", []int{3, 4}, InitNormal)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := s.Version()
+	if err := SetFloat64s(p, make([]float64, 12)); err != nil {
+		t.Fatal(err)
+	}
+	if s.Version() == v {
+		t.Fatal("SetFloat64s into a parameter did not touch its store")
+	}
+	v = s.Version()
+	if err := SetFloat64s(NewDense(tensor.Float32, []int{12}, make([]float64, 12)), make([]float64, 12)); err != nil {
+		t.Fatal(err)
+	}
+	if s.Version() != v {
+		t.Fatal("SetFloat64s into a non-parameter touched a store")
+	}
+	var keys []uintptr
+	for i := 0; i < 20; i++ {
+		st, err := NewStore(tensor.Float32, uint64(i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		q, err := st.Param("w", []int{64}, InitNormal)
+		if err != nil {
+			t.Fatal(err)
+		}
+		keys = append(keys, q.Uintptr())
+	}
+	left := len(keys)
+	for try := 0; try < 200 && left > 0; try++ {
+		runtime.GC()
+		time.Sleep(time.Millisecond)
+		left = 0
+		for _, k := range keys {
+			if w, ok := owners.Load(k); ok && w.(weak.Pointer[Store]).Value() == nil {
+				left++
+			}
+		}
+	}
+	if left > 0 {
+		t.Fatalf("%d of %d dead stores' entries remain in the owners registry", left, len(keys))
+	}
+	runtime.KeepAlive(s)
 }

@@ -5,6 +5,7 @@ import (
 	"hash/fnv"
 	"math"
 	"math/rand/v2"
+	"runtime"
 	"sort"
 	"strings"
 	"sync"
@@ -38,6 +39,15 @@ type Store struct {
 	seed    uint64
 	vals    map[string]*tensor.Dense
 	version atomic.Uint64 // bumped by Touch
+	owned   *ownedKeys    // the owners entries of its tensors, removed when the store is collected
+}
+
+// ownedKeys lists a store's entries in owners (kept apart from the store,
+// so that its cleanup does not keep the store alive).
+type ownedKeys struct {
+	mu   sync.Mutex
+	keys []uintptr
+	self weak.Pointer[Store]
 }
 
 // Touch records that parameter values changed in place (an optimiser
@@ -57,7 +67,14 @@ func NewStore(dtype tensor.Dtype, seed uint64) (*Store, error) {
 	if dtype != tensor.Float32 && dtype != tensor.Float64 {
 		return nil, fmt.Errorf("layers: unsupported dtype %v (want float32 or float64)", dtype)
 	}
-	return &Store{dtype: dtype, seed: seed, vals: map[string]*tensor.Dense{}}, nil
+	st := &Store{dtype: dtype, seed: seed, vals: map[string]*tensor.Dense{}}
+	st.owned = &ownedKeys{self: weak.Make(st)}
+	runtime.AddCleanup(st, func(o *ownedKeys) {
+		for _, k := range o.keys { // only the entries still this store's (an address may be reused)
+			owners.CompareAndDelete(k, o.self)
+		}
+	}, st.owned)
+	return st, nil
 }
 
 // DType returns the store's element type.
@@ -125,7 +142,10 @@ func (s *Store) Param(name string, shape []int, init Init) (*tensor.Dense, error
 	}
 	t := NewDense(s.dtype, shape, vals)
 	s.vals[name] = t
-	owners.Store(t.Uintptr(), weak.Make(s))
+	s.owned.mu.Lock()
+	owners.Store(t.Uintptr(), s.owned.self)
+	s.owned.keys = append(s.owned.keys, t.Uintptr())
+	s.owned.mu.Unlock()
 	return t, nil
 }
 
