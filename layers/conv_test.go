@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/ddsmc/ddsmc/internal/par"
 	G "gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
 )
@@ -210,8 +211,8 @@ func TestIm2ColSplitOverCores(t *testing.T) {
 		t.Fatal(err)
 	}
 	rows, kkc := g.B*g.Ho*g.Wo, g.patchWidth()
-	if g.B*g.inWidth() < minParallel || rows*kkc < minParallel {
-		t.Fatalf("sizes %d and %d do not reach the parallel threshold %d", g.B*g.inWidth(), rows*kkc, minParallel)
+	if g.B*g.inWidth() < par.MinWork || rows*kkc < par.MinWork {
+		t.Fatalf("sizes %d and %d do not reach the parallel threshold %d", g.B*g.inWidth(), rows*kkc, par.MinWork)
 	}
 	rng := rand.New(rand.NewPCG(5, 6))
 	xv, pv := make([]float32, g.B*g.inWidth()), make([]float32, rows*kkc)

@@ -5,12 +5,12 @@ import (
 	"hash"
 	"hash/fnv"
 	"math"
-	"runtime"
-	"sync"
 
 	"github.com/chewxy/hm"
 	G "gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
+
+	"github.com/ddsmc/ddsmc/internal/par"
 )
 
 // Fused Gorgonia ops for the hot paths of the denoisers: the bias add of
@@ -49,29 +49,15 @@ func (o *fusedBase) Hashcode() uint32 {
 	return h.Sum32()
 }
 
-// minParallel is the fewest entries an element-wise op spreads over cores.
-const minParallel = 1 << 15
-
 // onRows calls f on [lo, hi) ranges of whole rows (width d) covering n
-// entries: one range, or one per core for large n. Element-wise results do
-// not depend on the split.
+// entries: one range, or one per core for large n (par.Ranges).
+// Element-wise results do not depend on the split.
 func onRows(n, d int, f func(lo, hi int)) {
-	procs := runtime.GOMAXPROCS(0)
-	if n < minParallel || procs < 2 || d <= 0 {
+	if d <= 0 {
 		f(0, n)
 		return
 	}
-	rows := n / d
-	step := (rows + procs - 1) / procs * d
-	var wg sync.WaitGroup
-	for lo := 0; lo < n; lo += step {
-		wg.Add(1)
-		go func(lo, hi int) {
-			defer wg.Done()
-			f(lo, hi)
-		}(lo, min(n, lo+step))
-	}
-	wg.Wait()
+	par.Ranges(n/d, n, func(lo, hi int) { f(lo*d, hi*d) })
 }
 
 // buffer returns the op's output tensor of shape r×c with dtype dt,

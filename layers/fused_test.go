@@ -5,6 +5,7 @@ import (
 	"math/rand/v2"
 	"testing"
 
+	"github.com/ddsmc/ddsmc/internal/par"
 	G "gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
 )
@@ -216,8 +217,8 @@ func TestSiLURepeatedRows(t *testing.T) {
 // serial loops, bit for bit.
 func TestElementwiseOpsSplitOverCores(t *testing.T) {
 	const r, c = 301, 256 // 77k entries, an odd number of rows
-	if r*c < minParallel {
-		t.Fatalf("%d entries do not reach the parallel threshold %d", r*c, minParallel)
+	if r*c < par.MinWork {
+		t.Fatalf("%d entries do not reach the parallel threshold %d", r*c, par.MinWork)
 	}
 	rng := rand.New(rand.NewPCG(1, 2))
 	xv, gv, bv := make([]float32, r*c), make([]float32, r*c), make([]float32, c)

@@ -316,6 +316,15 @@ func TestClassifierRewardGraphsInOneGraphAndDTypes(t *testing.T) {
 // equal the token reward of the hard carried-over samples.
 func TestClassifierRewardInLookAhead(t *testing.T) {
 	c := clfNew(t, ClassifierConfig{H: 3, W: 3, Hidden: []int{12}, Act: "silu", DType: "float64", Seed: 8, Classes: 4})
+	clfCheckLookAhead(t, c, rand.New(rand.NewPCG(11, 12)))
+}
+
+// clfCheckLookAhead plugs the reward of c (3×3 images, 4 classes, biases
+// randomised) into a float64 LookAhead over a denoiser on the same images
+// and checks that the straight-through rewards equal the token reward of
+// the hard carried-over samples and that the gradient is non-zero.
+func clfCheckLookAhead(t *testing.T, c *Classifier, rng *rand.Rand) {
+	t.Helper()
 	clfRandomiseBiases(t, c, 4)
 	rw, err := c.Reward(3)
 	if err != nil {
@@ -330,7 +339,6 @@ func TestClassifierRewardInLookAhead(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rng := rand.New(rand.NewPCG(11, 12))
 	xt := make([]int, B*9)
 	for i := range xt {
 		xt[i] = rng.IntN(3) // 2 = MASK
@@ -951,37 +959,7 @@ func TestConvClassifierTrainsAndLooksAhead(t *testing.T) {
 	}
 
 	lc := clfNew(t, ClassifierConfig{H: 3, W: 3, Conv: []int{3}, Hidden: []int{5}, Act: "silu", DType: "float64", Seed: 8, Classes: 4})
-	clfRandomiseBiases(t, lc, 4)
-	rw, err := lc.Reward(3)
-	if err != nil {
-		t.Fatal(err)
-	}
-	m, err := graph.New(graph.Config{Arch: "mlp", L: 9, V: 2, Embed: 4, Hidden: 16, Layers: 2, TimeDim: 4, Act: "silu", DType: "float64", InitSeed: 5})
-	if err != nil {
-		t.Fatal(err)
-	}
-	const B, K, tm, scale = 3, 2, 0.7, 1.5
-	la, err := NewLookAhead(m, rw, LookAheadConfig{Batch: B, Phi: K, Tau: 0.5})
-	if err != nil {
-		t.Fatal(err)
-	}
-	xt := make([]int, B*9)
-	for i := range xt {
-		xt[i] = rng.IntN(3) // 2 = MASK
-	}
-	noise := laGumbel(rng, B*K*9*2)
-	o := laHard(t, la, xt, tm, scale, noise)
-	x0 := hardSamples(xt, o.logits, noise, B, K, 9, 2)
-	want := make([]float64, B*K)
-	if err := rw.Reward(x0, want); err != nil {
-		t.Fatal(err)
-	}
-	if d := maxAbsDiff(o.rewards, want); d > 1e-10 {
-		t.Fatalf("look-ahead rewards %v, token rewards of the hard samples %v (diff %.3g)", o.rewards, want, d)
-	}
-	if maxAbsDiff(o.grad, make([]float64, len(o.grad))) == 0 {
-		t.Fatalf("look-ahead gradient is zero")
-	}
+	clfCheckLookAhead(t, lc, rng)
 }
 
 // Bad conv configurations are errors naming the field, never panics.

@@ -5,12 +5,12 @@ import (
 	"hash"
 	"hash/fnv"
 	"math"
-	"runtime"
-	"sync"
 
 	"github.com/chewxy/hm"
 	G "gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
+
+	"github.com/ddsmc/ddsmc/internal/par"
 )
 
 // Fused Gorgonia ops of the look-ahead graph. Each costs O(rows·V) in both
@@ -173,40 +173,17 @@ func carryFwdRange[F float32 | float64](lo, hi int, x, s, out []F, N, V int) {
 
 // carryFwd, carryBackX and carryBackS split their N positions over the
 // cores (each position's rows are computed by one goroutine, so the bits
-// do not depend on the split).
+// do not depend on the split; par.Ranges).
 func carryFwd[F float32 | float64](x, s, out []F, N, V int) {
-	onRanges(N, len(s), func(lo, hi int) { carryFwdRange(lo, hi, x, s, out, N, V) })
+	par.Ranges(N, len(s), func(lo, hi int) { carryFwdRange(lo, hi, x, s, out, N, V) })
 }
 
 func carryBackX[F float32 | float64](s, g, out []F, N, V int) {
-	onRanges(N, len(s), func(lo, hi int) { carryBackXRange(lo, hi, s, g, out, N, V) })
+	par.Ranges(N, len(s), func(lo, hi int) { carryBackXRange(lo, hi, s, g, out, N, V) })
 }
 
 func carryBackS[F float32 | float64](x, g, out []F, N, V int) {
-	onRanges(N, len(g), func(lo, hi int) { carryBackSRange(lo, hi, x, g, out, N, V) })
-}
-
-// minParallel is the fewest entries a look-ahead op spreads over cores.
-const minParallel = 1 << 15
-
-// onRanges calls f on ranges [lo, hi) covering 0..n−1: one range, or one
-// per core when the op touches at least minParallel entries.
-func onRanges(n, entries int, f func(lo, hi int)) {
-	procs := runtime.GOMAXPROCS(0)
-	if entries < minParallel || procs < 2 || n < 2 {
-		f(0, n)
-		return
-	}
-	step := (n + procs - 1) / procs
-	var wg sync.WaitGroup
-	for lo := 0; lo < n; lo += step {
-		wg.Add(1)
-		go func(lo, hi int) {
-			defer wg.Done()
-			f(lo, hi)
-		}(lo, min(n, lo+step))
-	}
-	wg.Wait()
+	par.Ranges(N, len(g), func(lo, hi int) { carryBackSRange(lo, hi, x, g, out, N, V) })
 }
 
 func (o carryOp) SymDiff(inputs G.Nodes, output, grad *G.Node) (G.Nodes, error) {
@@ -407,10 +384,10 @@ func (o gumbelSTOp) Do(vals ...G.Value) (G.Value, error) {
 	}
 	if z32 != nil {
 		V := s[1]
-		onRanges(s[0], len(z32), func(lo, hi int) { gumbelFwd(z32[lo*V:hi*V], o32[lo*V:hi*V], V, o.tau, o.hard) })
+		par.Ranges(s[0], len(z32), func(lo, hi int) { gumbelFwd(z32[lo*V:hi*V], o32[lo*V:hi*V], V, o.tau, o.hard) })
 	} else {
 		V := s[1]
-		onRanges(s[0], len(z64), func(lo, hi int) { gumbelFwd(z64[lo*V:hi*V], o64[lo*V:hi*V], V, o.tau, o.hard) })
+		par.Ranges(s[0], len(z64), func(lo, hi int) { gumbelFwd(z64[lo*V:hi*V], o64[lo*V:hi*V], V, o.tau, o.hard) })
 	}
 	return out, nil
 }
@@ -513,10 +490,10 @@ func (o gumbelBackOp) Do(vals ...G.Value) (G.Value, error) {
 	}
 	if z32 != nil {
 		V := s[1]
-		onRanges(s[0], len(z32), func(lo, hi int) { gumbelBack(z32[lo*V:hi*V], g32[lo*V:hi*V], o32[lo*V:hi*V], V, o.tau) })
+		par.Ranges(s[0], len(z32), func(lo, hi int) { gumbelBack(z32[lo*V:hi*V], g32[lo*V:hi*V], o32[lo*V:hi*V], V, o.tau) })
 	} else {
 		V := s[1]
-		onRanges(s[0], len(z64), func(lo, hi int) { gumbelBack(z64[lo*V:hi*V], g64[lo*V:hi*V], o64[lo*V:hi*V], V, o.tau) })
+		par.Ranges(s[0], len(z64), func(lo, hi int) { gumbelBack(z64[lo*V:hi*V], g64[lo*V:hi*V], o64[lo*V:hi*V], V, o.tau) })
 	}
 	return out, nil
 }

@@ -73,40 +73,33 @@ const rowBudget = 1 << 20
 const minParallelRows = 1 << 14
 
 // prepThenDraw runs the two phases of a proposal step over items 0..n−1
-// (particles, or distinct states) in blocks of at most blk items: within a
-// block, prep(i, j) (j = i's slot in the block) runs on up to
-// runtime.GOMAXPROCS goroutines, then draw(i, j) runs for each item of the
-// block in order. prep must not touch the random stream and must only
-// write its slot; draw is the only consumer of the stream. So the results
-// are those of a serial loop, whatever the number of cores. perItem is the
-// number of row entries an item's prep computes (to decide whether the
-// block is worth parallelising). The first error, in item order, is
-// returned.
-func prepThenDraw(n, blk, perItem int, prep, draw func(i, j int) error) error {
-	blk = max(1, blk)
-	procs := runtime.GOMAXPROCS(0)
-	for lo := 0; lo < n; lo += blk {
-		cnt := min(blk, n-lo)
-		workers := 1
-		if cnt*perItem >= minParallelRows {
-			workers = min(procs, cnt)
-		}
-		chunk := (cnt + workers - 1) / workers
-		err := forChunks(cnt, chunk, workers, func(_, start, count int) error {
-			for j := start; j < start+count; j++ {
-				if err := prep(lo+j, j); err != nil {
-					return err
-				}
-			}
-			return nil
-		})
-		if err != nil {
-			return err
-		}
-		for j := range cnt {
-			if err := draw(lo+j, j); err != nil {
+// (the particles or distinct states of a block): prep(i) runs on up to
+// runtime.GOMAXPROCS goroutines, then draw(i) runs for each item in order.
+// prep must not touch the random stream and must only write item i's
+// rows; draw is the only consumer of the stream. So the results are those
+// of a serial loop, whatever the number of cores. perItem is the number of
+// row entries an item's prep computes (to decide whether the items are
+// worth parallelising). The first error, in item order, is returned.
+func prepThenDraw(n, perItem int, prep, draw func(i int) error) error {
+	workers := 1
+	if n*perItem >= minParallelRows {
+		workers = min(runtime.GOMAXPROCS(0), n)
+	}
+	chunk := max(1, (n+workers-1)/workers)
+	err := forChunks(n, chunk, workers, func(_, start, count int) error {
+		for i := start; i < start+count; i++ {
+			if err := prep(i); err != nil {
 				return err
 			}
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	for i := range n {
+		if err := draw(i); err != nil {
+			return err
 		}
 	}
 	return nil

@@ -137,7 +137,7 @@ func (ReverseProposal) Propose(rng *rand.Rand, env *Env, m *Move, xs []int, logq
 	for lo := 0; lo < n; lo += blk {
 		cnt := min(blk, n-lo)
 		nu := distinctStates(m.X, L, lo, cnt, slot, owner)
-		err := prepThenDraw(nu, nu, W, func(u, _ int) error {
+		err := prepThenDraw(nu, W, func(u int) error {
 			i := owner[u]
 			rk := k[u*W : (u+1)*W]
 			if err := kernelRows(env, m, i, rk); err != nil {
@@ -197,7 +197,7 @@ func distinctStates(x []int, L, lo, cnt int, slot, owner []int) int {
 }
 
 // noDraw is the draw phase of a prepThenDraw that only computes.
-func noDraw(int, int) error { return nil }
+func noDraw(int) error { return nil }
 
 // Tilt spaces of the gradient proposal (paper.md §3.3).
 const (
@@ -276,7 +276,7 @@ func (g GradProposal) Propose(rng *rand.Rand, env *Env, m *Move, xs []int, logq,
 	K, Q, C, LSE := grow(&sc.pk, blk*W), grow(&sc.pq, blk*W), grow(&sc.pcdf, blk*W), grow(&sc.plse, blk*L)
 	slot, owner := growInts(&sc.slot, blk), growInts(&sc.owner, blk)
 	var lo int // the block's first particle
-	prep := func(j, _ int) error {
+	prep := func(j int) error {
 		i := lo + j
 		k, q, cdf := K[slot[j]*W:(slot[j]+1)*W], Q[j*W:(j+1)*W], C[j*W:(j+1)*W]
 		gi := q // the tilt is formed in q's row, then replaced by q
@@ -324,7 +324,7 @@ func (g GradProposal) Propose(rng *rand.Rand, env *Env, m *Move, xs []int, logq,
 		}
 		return nil
 	}
-	draw := func(j, _ int) error {
+	draw := func(j int) error {
 		i := lo + j
 		k, q, cdf := K[slot[j]*W:(slot[j]+1)*W], Q[j*W:(j+1)*W], C[j*W:(j+1)*W]
 		lq, lk := 0.0, 0.0
@@ -340,12 +340,12 @@ func (g GradProposal) Propose(rng *rand.Rand, env *Env, m *Move, xs []int, logq,
 	for lo = 0; lo < n; lo += blk {
 		cnt := min(blk, n-lo)
 		nu := distinctStates(m.X, L, lo, cnt, slot, owner)
-		if err := prepThenDraw(nu, nu, W, func(u, _ int) error {
+		if err := prepThenDraw(nu, W, func(u int) error {
 			return kernelRows(env, m, owner[u], K[u*W:(u+1)*W])
 		}, noDraw); err != nil {
 			return err
 		}
-		if err := prepThenDraw(cnt, cnt, 2*W, prep, draw); err != nil {
+		if err := prepThenDraw(cnt, 2*W, prep, draw); err != nil {
 			return err
 		}
 	}

@@ -4,9 +4,9 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
-	"runtime"
 	"sort"
-	"sync"
+
+	"github.com/ddsmc/ddsmc/internal/par"
 )
 
 // Env is what the pluggable parts of a run (twists, proposals) see of it:
@@ -531,21 +531,7 @@ func (GradLookAhead) drawNoise(rng *rand.Rand, x []int, L, V, phi int, noise []f
 			}
 		}
 	}
-	procs := runtime.GOMAXPROCS(0)
-	if procs < 2 || len(noise) < 1<<15 {
-		negLog(noise)
-		return
-	}
-	var wg sync.WaitGroup
-	step := (len(noise) + procs - 1) / procs
-	for lo := 0; lo < len(noise); lo += step {
-		wg.Add(1)
-		go func(a []float64) {
-			defer wg.Done()
-			negLog(a)
-		}(noise[lo:min(len(noise), lo+step)])
-	}
-	wg.Wait()
+	par.Ranges(len(noise), len(noise), func(lo, hi int) { negLog(noise[lo:hi]) })
 }
 
 // evalNoise is Eval with the Gumbel noise (n·φ·L·V) already drawn.

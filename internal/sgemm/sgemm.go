@@ -111,7 +111,7 @@ func split(A, B operand, pb *Packed, m, n, k int, alpha float32, overwrite bool,
 	procs := runtime.GOMAXPROCS(0)
 	defer inflight.Add(-1)
 	if inflight.Add(1) > 1 || procs < 2 || m*n*k < parWork {
-		gemmP(A, B, pb, overwrite, c, ldc, alpha, 0, m, 0, n, k)
+		gemm(A, B, pb, overwrite, c, ldc, alpha, 0, m, 0, n, k)
 		return
 	}
 	var wg sync.WaitGroup
@@ -121,7 +121,7 @@ func split(A, B operand, pb *Packed, m, n, k int, alpha float32, overwrite bool,
 			wg.Add(1)
 			go func(j0 int) {
 				defer wg.Done()
-				gemmP(A, B, pb, overwrite, c, ldc, alpha, 0, m, j0, min(n, j0+step), k)
+				gemm(A, B, pb, overwrite, c, ldc, alpha, 0, m, j0, min(n, j0+step), k)
 			}(j0)
 		}
 	} else {
@@ -130,7 +130,7 @@ func split(A, B operand, pb *Packed, m, n, k int, alpha float32, overwrite bool,
 			wg.Add(1)
 			go func(i0 int) {
 				defer wg.Done()
-				gemmP(A, B, pb, overwrite, c, ldc, alpha, i0, min(m, i0+step), 0, n, k)
+				gemm(A, B, pb, overwrite, c, ldc, alpha, i0, min(m, i0+step), 0, n, k)
 			}(i0)
 		}
 	}
@@ -172,14 +172,10 @@ var pool = sync.Pool{New: func() any {
 	return &buffers{a: make([]float32, mc*kc), b: make([]float32, kc*nc)}
 }}
 
-// gemm adds alpha·op(A)[i0:i1, :]·op(B)[:, j0:j1] to C's block.
-func gemm(A, B operand, c []float32, ldc int, alpha float32, i0, i1, j0, j1, k int) {
-	gemmP(A, B, nil, false, c, ldc, alpha, i0, i1, j0, j1, k)
-}
-
-// gemmP is gemm with op(B) optionally prepacked (pb != nil; B unused),
-// writing instead of adding in the first block of k when overwrite is set.
-func gemmP(A, B operand, pb *Packed, overwrite bool, c []float32, ldc int, alpha float32, i0, i1, j0, j1, k int) {
+// gemm adds alpha·op(A)[i0:i1, :]·op(B)[:, j0:j1] to C's block, with op(B)
+// optionally prepacked (pb != nil; B unused), writing instead of adding in
+// the first block of k when overwrite is set.
+func gemm(A, B operand, pb *Packed, overwrite bool, c []float32, ldc int, alpha float32, i0, i1, j0, j1, k int) {
 	buf := pool.Get().(*buffers)
 	defer pool.Put(buf)
 	for jc := j0; jc < j1; jc += nc {
