@@ -3,12 +3,14 @@ package smc
 import (
 	"fmt"
 	"runtime"
-	"sync"
+	"sync/atomic"
+
+	"github.com/ddsmc/ddsmc/internal/par"
 )
 
 // forChunks splits rows 0..n−1 into consecutive chunks of size chunk (the
 // last may be shorter) and calls f(worker, start, count) for each, on up to
-// workers goroutines. Chunk boundaries depend only on n and chunk, never
+// workers goroutines (the caller's and internal/par's helpers). Chunk boundaries depend only on n and chunk, never
 // on the number of workers, so a row-wise deterministic f gives the same
 // results for any worker count. Worker w only ever runs on one goroutine
 // at a time, so f may use per-worker scratch (or a per-worker network
@@ -40,22 +42,12 @@ func forChunks(n, chunk, workers int, f func(w, start, count int) error) error {
 		return nil
 	}
 	errs := make([]error, chunks)
-	var wg sync.WaitGroup
-	next := make(chan int, chunks)
-	for c := range chunks {
-		next <- c
-	}
-	close(next)
-	for w := range workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for c := range next {
-				errs[c] = run(w, c)
-			}
-		}()
-	}
-	wg.Wait()
+	var next atomic.Int64
+	par.Do(workers, func(w int) {
+		for c := int(next.Add(1) - 1); c < chunks; c = int(next.Add(1) - 1) {
+			errs[c] = run(w, c)
+		}
+	})
 	for _, err := range errs {
 		if err != nil {
 			return err

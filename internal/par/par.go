@@ -3,10 +3,7 @@
 // batches into one range per core, small ones run inline.
 package par
 
-import (
-	"runtime"
-	"sync"
-)
+import "runtime"
 
 // MinWork is the fewest entries worth spreading over goroutines.
 const MinWork = 1 << 15
@@ -18,18 +15,10 @@ const MinWork = 1 << 15
 // element-wise results then do not depend on the split.
 func Ranges(n, work int, f func(lo, hi int)) {
 	procs := runtime.GOMAXPROCS(0)
-	if work < MinWork || procs < 2 || n < 2 {
+	if work < MinWork || procs < 2 || n < 2 || !Idle() {
 		f(0, n)
 		return
 	}
 	step := (n + procs - 1) / procs
-	var wg sync.WaitGroup
-	for lo := 0; lo < n; lo += step {
-		wg.Add(1)
-		go func(lo, hi int) {
-			defer wg.Done()
-			f(lo, hi)
-		}(lo, min(n, lo+step))
-	}
-	wg.Wait()
+	Do((n+step-1)/step, func(i int) { f(i*step, min(n, (i+1)*step)) })
 }

@@ -17,6 +17,8 @@ import (
 
 	"gonum.org/v1/gonum/blas"
 	"gonum.org/v1/gonum/blas/gonum"
+
+	"github.com/ddsmc/ddsmc/internal/par"
 )
 
 // Micro-kernel and blocking sizes.
@@ -110,31 +112,21 @@ func scale(beta float32, m, n int, c []float32, ldc int) {
 func split(A, B operand, pb *Packed, m, n, k int, alpha float32, overwrite bool, c []float32, ldc int) {
 	procs := runtime.GOMAXPROCS(0)
 	defer inflight.Add(-1)
-	if inflight.Add(1) > 1 || procs < 2 || m*n*k < parWork {
+	if inflight.Add(1) > 1 || procs < 2 || m*n*k < parWork || !par.Idle() {
 		gemm(A, B, pb, overwrite, c, ldc, alpha, 0, m, 0, n, k)
 		return
 	}
-	var wg sync.WaitGroup
 	if n >= m && n >= 2*nr {
 		step := (n/procs + nr - 1) / nr * nr
-		for j0 := 0; j0 < n; j0 += step {
-			wg.Add(1)
-			go func(j0 int) {
-				defer wg.Done()
-				gemm(A, B, pb, overwrite, c, ldc, alpha, 0, m, j0, min(n, j0+step), k)
-			}(j0)
-		}
+		par.Do((n+step-1)/step, func(i int) {
+			gemm(A, B, pb, overwrite, c, ldc, alpha, 0, m, i*step, min(n, (i+1)*step), k)
+		})
 	} else {
 		step := (m/procs + mr - 1) / mr * mr
-		for i0 := 0; i0 < m; i0 += step {
-			wg.Add(1)
-			go func(i0 int) {
-				defer wg.Done()
-				gemm(A, B, pb, overwrite, c, ldc, alpha, i0, min(m, i0+step), 0, n, k)
-			}(i0)
-		}
+		par.Do((m+step-1)/step, func(i int) {
+			gemm(A, B, pb, overwrite, c, ldc, alpha, i*step, min(m, (i+1)*step), 0, n, k)
+		})
 	}
-	wg.Wait()
 }
 
 // valid reports whether the arguments pass gonum's checks (otherwise gonum

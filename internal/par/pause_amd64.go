@@ -1,0 +1,4 @@
+package par
+
+// pause executes one PAUSE instruction (pause_amd64.s).
+func pause()

@@ -1,0 +1,208 @@
+package par
+
+import (
+	"fmt"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// The helpers: GOMAXPROCS − 1 goroutines that run the parts of Do after the
+// first. Between tasks a helper spins (with PAUSE, yielding its core to any
+// runnable goroutine every 50 µs) for SpinFor before it parks, and a caller
+// waiting for its parts spins too. A sampler's step alternates products
+// split over the cores with short serial passes; with a goroutine started
+// per part, as before, the Go scheduler parked the idle core between them
+// and each wake-up (a futex, and on a virtual machine the host's wake-up of
+// an idle vCPU) took about as long as the half product it delivered: at the
+// GMM shape one worker gained nothing from the second core. A spinning
+// helper picks its part up within a microsecond.
+
+// SpinFor is how long an idle helper polls for work before parking.
+var SpinFor = 500 * time.Microsecond
+
+const (
+	parked   int32 = iota // blocked on wake
+	spinning              // polling state
+	claimed               // a dispatcher has claimed it and is storing the task
+	busy                  // running a task
+)
+
+type task struct {
+	f    func(i int)
+	i    int
+	done *atomic.Int32
+	perr *atomic.Pointer[panicked]
+}
+
+type panicked struct{ v any }
+
+type helper struct {
+	state atomic.Int32
+	task  task
+	ready atomic.Bool
+	wake  chan struct{}
+}
+
+var (
+	helpersMu sync.Mutex
+	helpers   atomic.Pointer[[]*helper]
+)
+
+// pool returns the helpers for the current GOMAXPROCS (started on first
+// use; more are started when GOMAXPROCS grows, none stop).
+func pool() []*helper {
+	want := runtime.GOMAXPROCS(0) - 1
+	if hs := helpers.Load(); hs != nil && len(*hs) >= want {
+		return (*hs)[:want]
+	}
+	helpersMu.Lock()
+	defer helpersMu.Unlock()
+	var hs []*helper
+	if p := helpers.Load(); p != nil {
+		hs = *p
+	}
+	for len(hs) < want {
+		h := &helper{wake: make(chan struct{}, 1)}
+		h.state.Store(spinning)
+		hs = append(hs, h)
+		go h.loop()
+	}
+	helpers.Store(&hs)
+	return hs[:want]
+}
+
+func (h *helper) loop() {
+	for {
+		idle := time.Now()
+		yielded := idle
+		for n := 0; ; n++ {
+			if h.state.Load() == claimed {
+				h.run()
+				idle = time.Now()
+				yielded = idle
+				continue
+			}
+			pause()
+			if n&255 != 255 {
+				continue
+			}
+			now := time.Now()
+			if now.Sub(idle) > SpinFor && h.state.CompareAndSwap(spinning, parked) {
+				<-h.wake // a dispatcher has claimed the helper
+				h.run()
+				idle = time.Now()
+				yielded = idle
+				continue
+			}
+			if now.Sub(yielded) > yieldEvery {
+				runtime.Gosched() // any runnable goroutine gets the core
+				yielded = time.Now()
+			}
+		}
+	}
+}
+
+// yieldEvery bounds how long a spinning helper (or a caller waiting for
+// the helpers) keeps its core from other runnable goroutines.
+const yieldEvery = 50 * time.Microsecond
+
+// run waits for the claiming dispatcher to store the task, then runs it.
+func (h *helper) run() {
+	for !h.ready.Load() {
+		pause()
+	}
+	t := h.task
+	h.task = task{}
+	h.ready.Store(false)
+	h.state.Store(busy)
+	func() {
+		defer func() {
+			if r := recover(); r != nil {
+				t.perr.CompareAndSwap(nil, &panicked{r})
+			}
+		}()
+		t.f(t.i)
+	}()
+	h.state.Store(spinning)
+	t.done.Add(-1)
+}
+
+// claim hands t to an idle helper, reporting false when every helper is
+// busy.
+func claim(hs []*helper, t task) bool {
+	for _, h := range hs {
+		if h.state.CompareAndSwap(spinning, claimed) {
+			h.task = t
+			h.ready.Store(true)
+			return true
+		}
+		if h.state.CompareAndSwap(parked, claimed) {
+			h.task = t
+			h.ready.Store(true)
+			h.wake <- struct{}{}
+			return true
+		}
+	}
+	return false
+}
+
+// Idle reports whether a helper is free to take a part now (a hint: by the
+// time Do claims one it may be gone, and Do then runs the part inline).
+// Callers whose parts cost more inline than the whole would (a product
+// whose parts each pack the same operand) run the whole when it is false.
+func Idle() bool {
+	for _, h := range pool() {
+		if s := h.state.Load(); s == spinning || s == parked {
+			return true
+		}
+	}
+	return false
+}
+
+// Do calls f(0), …, f(n−1), returning when all have returned: f(0) and any
+// part no idle helper takes run on the caller's goroutine, the others on
+// the helpers, in parallel. Each part must write its own outputs only. A
+// panic in a part is re-raised on the caller.
+func Do(n int, f func(i int)) {
+	if n <= 0 {
+		return
+	}
+	hs := pool()
+	if n == 1 || len(hs) == 0 {
+		for i := range n {
+			f(i)
+		}
+		return
+	}
+	var done atomic.Int32
+	var perr atomic.Pointer[panicked]
+	var inline []int
+	for i := 1; i < n; i++ {
+		done.Add(1)
+		if !claim(hs, task{f: f, i: i, done: &done, perr: &perr}) {
+			done.Add(-1)
+			inline = append(inline, i)
+		}
+	}
+	f(0)
+	for _, i := range inline {
+		f(i)
+	}
+	var since time.Time
+	for spins := 0; done.Load() != 0; spins++ {
+		pause()
+		if spins&255 == 255 {
+			if since.IsZero() {
+				since = time.Now()
+			} else if time.Since(since) > yieldEvery {
+				runtime.Gosched()
+				since = time.Now()
+			}
+		}
+	}
+	if p := perr.Load(); p != nil {
+		panic(fmt.Sprintf("par: a part panicked: %v", p.v))
+	}
+}
