@@ -389,11 +389,15 @@ func (o *pointwiseBackOp) SymDiff(G.Nodes, *G.Node, *G.Node) (G.Nodes, error) {
 	return nil, fmt.Errorf("layers: %s is not differentiable", o.name)
 }
 
-// relu is max(x, 0): Rectify's value (NaN stays NaN) up to the sign of
-// zero (Rectify gives −0 for negative inputs), branch-free.
+// relu is 0 where x < 0 and x elsewhere (NaN and ±0 kept), as the fused
+// Dense epilogue computes it: Rectify's value up to the sign of zero
+// (Rectify gives −0 for negative inputs).
 func relu[F float32 | float64](x, out []F) {
 	for i, v := range x {
-		out[i] = max(v, 0)
+		if v < 0 {
+			v = 0
+		}
+		out[i] = v
 	}
 }
 

@@ -33,6 +33,14 @@ type matMulOp struct {
 	// constant with a nil source): its packing is kept and reused
 	fixed versioned
 	pack  packCache
+	// the fused Dense layer (denseOp): a third input, the bias [n], is
+	// added to every row, and relu clamps the result at 0 (NaN kept)
+	bias, relu bool
+	// maskA: the last input m (a's shape) multiplies a by [m > 0] — the
+	// input gradient of a fused ReLU layer, (g⊙[y > 0])·Wᵀ, masked as g is
+	// packed
+	maskA   bool
+	scratch []float32 // the masked left operand without the internal sgemm
 }
 
 // versioned is a source of parameter values that counts its changes
@@ -95,6 +103,43 @@ func newMatMul(ta, tb bool) *matMulOp {
 	return &matMulOp{fusedBase: fusedBase{name: name}, ta: ta, tb: tb}
 }
 
+// Dense returns act(x·w + b) for x [m, k], a parameter w [k, n] of s and a
+// bias b [n] (nil: none), as one fused op: the bias and a ReLU are applied
+// to each tile of the product while it is in cache (sgemm.Epilogue), and
+// the input gradient (g⊙[y > 0])·wᵀ masks g as the product packs it. The
+// values equal MatMulParam, AddBias and ReLUOp composed, bit for bit
+// (ReLU here keeps −0, as v < 0 ? 0 : v does). relu = false gives
+// x·w + b. The parameter gradients, when asked for, go through a reluBack
+// node as in the composed graph.
+func Dense(x, w, b *G.Node, s *Store, relu bool) (y *G.Node, err error) {
+	defer catch("dense", &err)
+	if x.Dims() != 2 || w.Dims() != 2 || (b != nil && b.Dims() != 1) {
+		return nil, fmt.Errorf("layers: dense: want matrices x, w and a vector b, got shapes %v, %v and %v", x.Shape(), w.Shape(), shapeOrNil(b))
+	}
+	op := newMatMul(false, false)
+	op.name = "dense"
+	if relu {
+		op.name = "denseReLU" // the hash tells the two apart
+	}
+	op.relu = relu
+	op.fixed = constant{}
+	if s != nil {
+		op.fixed = s
+	}
+	if b == nil {
+		return G.Must(G.ApplyOp(op, x, w)), nil
+	}
+	op.bias = true
+	return G.Must(G.ApplyOp(op, x, w, b)), nil
+}
+
+func shapeOrNil(n *G.Node) any {
+	if n == nil {
+		return nil
+	}
+	return n.Shape()
+}
+
 // MatMul returns the matrix product a·b of a [m, k] and b [k, n] as a
 // fused op that owns its output buffer ([m, n]; valid until the next run of
 // its program) and has a fused backward pass.
@@ -124,10 +169,26 @@ func MatMulParam(a, b *G.Node, s *Store) (y *G.Node, err error) {
 	return G.Must(G.ApplyOp(op, a, b)), nil
 }
 
-func (*matMulOp) Arity() int { return 2 }
-func (*matMulOp) Type() hm.Type {
+func (o *matMulOp) Arity() int {
+	n := 2
+	if o.bias {
+		n++
+	}
+	if o.maskA {
+		n++
+	}
+	return n
+}
+func (o *matMulOp) Type() hm.Type {
 	a := hm.TypeVariable('a')
-	return hm.NewFnType(G.TensorType{Dims: 2, Of: a}, G.TensorType{Dims: 2, Of: a}, G.TensorType{Dims: 2, Of: a})
+	m := G.TensorType{Dims: 2, Of: a}
+	switch {
+	case o.bias:
+		return hm.NewFnType(m, m, G.TensorType{Dims: 1, Of: a}, m)
+	case o.maskA:
+		return hm.NewFnType(m, m, m, m)
+	}
+	return hm.NewFnType(m, m, m)
 }
 
 // dims returns m, k, n of op(a)·op(b) for stored shapes a and b.
@@ -147,8 +208,8 @@ func (o *matMulOp) dims(a, b tensor.Shape) (m, k, n int, err error) {
 }
 
 func (o *matMulOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) {
-	if len(in) != 2 {
-		return nil, fmt.Errorf("layers: %s: want 2 inputs, got %d", o.name, len(in))
+	if len(in) != o.Arity() {
+		return nil, fmt.Errorf("layers: %s: want %d inputs, got %d", o.name, o.Arity(), len(in))
 	}
 	a, err := shapeOf(o.name, in[0], 2)
 	if err != nil {
@@ -161,6 +222,21 @@ func (o *matMulOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) {
 	m, _, n, err := o.dims(a, b)
 	if err != nil {
 		return nil, err
+	}
+	if o.bias {
+		bs, ok := in[2].(tensor.Shape)
+		if !ok || bs.TotalSize() != n {
+			return nil, fmt.Errorf("layers: %s: bias %v for %d columns", o.name, in[2], n)
+		}
+	}
+	if o.maskA {
+		ms, err := shapeOf(o.name, in[2], 2)
+		if err != nil {
+			return nil, err
+		}
+		if !ms.Eq(a) {
+			return nil, fmt.Errorf("layers: %s: mask %v for a left operand %v", o.name, ms, a)
+		}
 	}
 	return tensor.Shape{m, n}, nil
 }
@@ -180,8 +256,8 @@ func rowMajor(v G.Value) (any, error) {
 }
 
 func (o *matMulOp) Do(vals ...G.Value) (G.Value, error) {
-	if len(vals) != 2 {
-		return nil, fmt.Errorf("layers: %s: want 2 inputs, got %d", o.name, len(vals))
+	if len(vals) != o.Arity() {
+		return nil, fmt.Errorf("layers: %s: want %d inputs, got %d", o.name, o.Arity(), len(vals))
 	}
 	dt, err := dtypeOf(o.name, vals...)
 	if err != nil {
@@ -212,61 +288,183 @@ func (o *matMulOp) Do(vals ...G.Value) (G.Value, error) {
 		tb = blas.Trans
 	}
 	lda, ldb := sa[1], sb[1]
+	var bias, mask any
+	if o.bias {
+		bias = vals[2].Data()
+		if vals[2].Shape().TotalSize() != n {
+			return nil, fmt.Errorf("layers: %s: bias %v for %d columns", o.name, vals[2].Shape(), n)
+		}
+	}
+	if o.maskA {
+		if o.ta || !vals[2].Shape().Eq(sa) {
+			return nil, fmt.Errorf("layers: %s: mask %v for a left operand %v", o.name, vals[2].Shape(), sa)
+		}
+		if mask, err = rowMajor(vals[2]); err != nil {
+			return nil, err
+		}
+	}
 	impl := G.WhichBLAS()
 	switch c := out.Data().(type) {
 	case []float32:
 		if m*n == 0 {
 			return out, nil
 		}
+		a := ad.([]float32)
+		var msk []float32
+		if mask != nil {
+			msk = mask.([]float32)
+		}
+		var epi *sgemm.Epilogue
+		if o.bias || o.relu {
+			epi = &sgemm.Epilogue{ReLU: o.relu}
+			if bias != nil {
+				epi.Bias = bias.([]float32)
+			}
+		}
+		if p := o.packed(bd.([]float32), ldb, k, n); p != nil && k > 0 {
+			sgemm.Implementation{}.SgemmPackedFused(ta, m, 1, a, msk, lda, p, 0, c, n, epi)
+			return out, nil
+		}
+		if msk != nil {
+			a = o.maskScratch32(a, msk)
+		}
 		if k == 0 {
 			clear(c)
-			return out, nil
+		} else {
+			impl.Sgemm(ta, tb, m, n, k, 1, a, lda, bd.([]float32), ldb, 0, c, n)
 		}
-		if p := o.packed(bd.([]float32), ldb, k, n); p != nil {
-			sgemm.Implementation{}.SgemmPacked(ta, m, 1, ad.([]float32), lda, p, 0, c, n)
-			return out, nil
+		if epi != nil {
+			epilogue(c, n, epi.Bias, o.relu)
 		}
-		impl.Sgemm(ta, tb, m, n, k, 1, ad.([]float32), lda, bd.([]float32), ldb, 0, c, n)
 	case []float64:
 		if m*n == 0 {
 			return out, nil
 		}
+		a := ad.([]float64)
+		if mask != nil {
+			a = maskCopy(a, mask.([]float64))
+		}
 		if k == 0 {
 			clear(c)
-			return out, nil
+		} else {
+			impl.Dgemm(ta, tb, m, n, k, 1, a, lda, bd.([]float64), ldb, 0, c, n)
 		}
-		impl.Dgemm(ta, tb, m, n, k, 1, ad.([]float64), lda, bd.([]float64), ldb, 0, c, n)
+		if o.bias || o.relu {
+			var b []float64
+			if bias != nil {
+				b = bias.([]float64)
+			}
+			epilogue(c, n, b, o.relu)
+		}
 	}
 	return out, nil
+}
+
+// maskScratch32 returns a·[m > 0] in a buffer the op keeps (the product
+// without the internal sgemm).
+func (o *matMulOp) maskScratch32(a, m []float32) []float32 {
+	if cap(o.scratch) < len(a) {
+		o.scratch = make([]float32, len(a))
+	}
+	out := o.scratch[:len(a)]
+	for i, v := range a {
+		out[i] = v * step(m[i])
+	}
+	return out
+}
+
+// maskCopy returns a·[m > 0] (a new slice).
+func maskCopy[F float32 | float64](a, m []F) []F {
+	out := make([]F, len(a))
+	for i, v := range a {
+		out[i] = v * step(m[i])
+	}
+	return out
+}
+
+// step is [x > 0].
+func step[F float32 | float64](x F) F {
+	if x > 0 {
+		return 1
+	}
+	return 0
+}
+
+// epilogue adds b (when set) to every row of c (width n) and clamps at 0
+// (when relu; NaN and ±0 kept), as sgemm.Epilogue does.
+func epilogue[F float32 | float64](c []F, n int, b []F, relu bool) {
+	onRows(len(c), n, func(lo, hi int) {
+		for i := lo; i < hi; i += n {
+			row := c[i : i+n]
+			if b != nil {
+				for j, v := range b {
+					row[j] += v
+				}
+			}
+			if relu {
+				for j, v := range row {
+					if v < 0 {
+						row[j] = 0
+					}
+				}
+			}
+		}
+	})
 }
 
 // DiffWRT: only the plain product is differentiable (its backward products
 // are not differentiated again).
 func (o *matMulOp) DiffWRT(n int) []bool {
-	if o.ta || o.tb {
+	if o.ta || o.tb || o.maskA {
 		return noDiff(n)
 	}
-	return []bool{true, true}
+	d := make([]bool, n)
+	for i := range d {
+		d[i] = true
+	}
+	return d
 }
 
+// SymDiff: for y = act(a·b + c), with gm = g⊙[y > 0] for a ReLU (else g),
+// ∂a = gm·bᵀ (g masked as it is packed), ∂b = aᵀ·gm and ∂c = Σ_rows gm.
+// [y > 0] equals [a·b + c > 0] (y is that value, or 0 where it was < 0).
 func (o *matMulOp) SymDiff(inputs G.Nodes, output, grad *G.Node) (G.Nodes, error) {
-	if o.ta || o.tb {
+	if o.ta || o.tb || o.maskA {
 		return nil, fmt.Errorf("layers: %s is not differentiable", o.name)
 	}
-	if len(inputs) != 2 {
-		return nil, fmt.Errorf("layers: matMul: want 2 inputs, got %d", len(inputs))
+	if len(inputs) != o.Arity() {
+		return nil, fmt.Errorf("layers: %s: want %d inputs, got %d", o.name, o.Arity(), len(inputs))
 	}
 	nt := newMatMul(false, true) // g·bᵀ: b stays fixed as long as it does here
 	nt.fixed = o.fixed
-	da, err := G.ApplyOp(nt, grad, inputs[1])
+	gm := grad
+	var da *G.Node
+	var err error
+	if o.relu {
+		nt.maskA = true
+		nt.name = "matMulNTMasked"
+		if da, err = G.ApplyOp(nt, grad, inputs[1], output); err != nil {
+			return nil, err
+		}
+		back := &pointwiseBackOp{fusedBase: fusedBase{name: "reluBack"}, f32: reluBack[float32], f64: reluBack[float64]}
+		if gm, err = G.ApplyOp(back, output, grad); err != nil {
+			return nil, err
+		}
+	} else if da, err = G.ApplyOp(nt, grad, inputs[1]); err != nil {
+		return nil, err
+	}
+	db, err := G.ApplyOp(newMatMul(true, false), inputs[0], gm)
 	if err != nil {
 		return nil, err
 	}
-	db, err := G.ApplyOp(newMatMul(true, false), inputs[0], grad)
+	if !o.bias {
+		return G.Nodes{da, db}, nil
+	}
+	dc, err := G.ApplyOp(&colSumOp{fusedBase{name: "colSum"}}, gm)
 	if err != nil {
 		return nil, err
 	}
-	return G.Nodes{da, db}, nil
+	return G.Nodes{da, db, dc}, nil
 }
 
 // ---- silu ----

@@ -33,6 +33,13 @@ func must2(op string, x *G.Node) (int, int, error) {
 // adapter term (Alpha/Rank)·(x·A)·B described at LoRAConfig, with the extra
 // parameters name+".lora_A" and name+".lora_B".
 func Linear(c *Ctx, name string, x *G.Node, out int, bias bool) (y *G.Node, err error) {
+	return linear(c, name, x, out, bias, false)
+}
+
+// linear is Linear followed, when relu, by a ReLU. Without LoRA the bias
+// and the ReLU are fused into the product (Dense); with it the adapter term
+// comes before them, so they stay separate ops.
+func linear(c *Ctx, name string, x *G.Node, out int, bias, relu bool) (y *G.Node, err error) {
 	defer catch("linear "+name, &err)
 	_, in, err := must2("linear "+name, x)
 	if err != nil {
@@ -44,6 +51,15 @@ func Linear(c *Ctx, name string, x *G.Node, out int, bias bool) (y *G.Node, err 
 	w, err := c.Param(name+".W", []int{in, out}, InitNormal)
 	if err != nil {
 		return nil, err
+	}
+	if c.LoRA.Rank == 0 && (bias || relu) {
+		var b *G.Node
+		if bias {
+			if b, err = c.Param(name+".b", []int{out}, InitZeros); err != nil {
+				return nil, err
+			}
+		}
+		return Dense(x, w, b, c.Store, relu)
 	}
 	if y, err = MatMulParam(x, w, c.Store); err != nil {
 		return nil, err
@@ -78,6 +94,9 @@ func Linear(c *Ctx, name string, x *G.Node, out int, bias bool) (y *G.Node, err 
 			return nil, err
 		}
 		y = G.Must(G.Add(y, xab))
+	}
+	if relu {
+		return ReLUOp(y)
 	}
 	return y, nil
 }
@@ -190,11 +209,12 @@ func (a Activation) Apply(c *Ctx, x *G.Node) (y *G.Node, err error) {
 func MLP(c *Ctx, name string, x *G.Node, widths []int, act Activation) (*G.Node, error) {
 	var err error
 	for i, w := range widths {
-		x, err = Linear(c, fmt.Sprintf("%s.%d", name, i), x, w, true)
+		hidden := i < len(widths)-1
+		x, err = linear(c, fmt.Sprintf("%s.%d", name, i), x, w, true, hidden && act == ReLU)
 		if err != nil {
 			return nil, err
 		}
-		if i < len(widths)-1 {
+		if hidden && act != ReLU {
 			if x, err = act.Apply(c, x); err != nil {
 				return nil, err
 			}

@@ -84,3 +84,22 @@ func kernel2(kc int, a, b, c []float32) {
 	kern6x16(kc, &a[0], &b[0], &c[0])
 	kern6x16(kc, &a[mr*kc], &b[0], &c[mr*nr])
 }
+
+//go:noescape
+func epiTile16(rows int, c *float32, ldc int, b *float32, relu bool)
+
+// epiTile applies the epilogue (bias b when set, then ReLU) to the rows ×
+// nn block of c.
+func epiTile(c []float32, ldc int, rows, nn int, b []float32, relu bool) {
+	if Enabled && nn == nr && rows > 0 {
+		_ = c[(rows-1)*ldc+nr-1]
+		var bp *float32
+		if b != nil {
+			_ = b[nr-1]
+			bp = &b[0]
+		}
+		epiTile16(rows, &c[0], ldc, bp, relu)
+		return
+	}
+	epiTileGo(c, ldc, rows, nn, b, relu)
+}

@@ -211,3 +211,59 @@ settile_loop:
 settile_done:
 	VZEROUPPER
 	RET
+
+// func epiTile16(rows int, c *float32, ldc int, b *float32, relu bool)
+//
+// For i < rows, j < 16: c[i*ldc+j] += b[j] when b != nil, then
+// c[i*ldc+j] = 0 where it is < 0 when relu (AVX). VMAXPS returns its second
+// source when either is NaN or both are zero, so max(0, c) with c second
+// keeps NaN and −0, as the scalar loop's c < 0 test does.
+TEXT ·epiTile16(SB), NOSPLIT, $0-33
+	MOVQ rows+0(FP), CX
+	MOVQ c+8(FP), DI
+	MOVQ ldc+16(FP), DX
+	SHLQ $2, DX
+	MOVQ b+24(FP), SI
+	MOVBLZX relu+32(FP), R8
+	VXORPS Y4, Y4, Y4
+	TESTQ CX, CX
+	JLE epi_done
+	TESTQ SI, SI
+	JEQ epi_nobias
+	VMOVUPS (SI), Y2
+	VMOVUPS 32(SI), Y3
+
+epi_bias_loop:
+	VADDPS (DI), Y2, Y0
+	VADDPS 32(DI), Y3, Y1
+	TESTQ R8, R8
+	JEQ epi_bias_store
+	VMAXPS Y0, Y4, Y0
+	VMAXPS Y1, Y4, Y1
+
+epi_bias_store:
+	VMOVUPS Y0, (DI)
+	VMOVUPS Y1, 32(DI)
+	ADDQ DX, DI
+	DECQ CX
+	JNZ epi_bias_loop
+	JMP epi_done
+
+epi_nobias:
+	TESTQ R8, R8
+	JEQ epi_done
+
+epi_relu_loop:
+	VMOVUPS (DI), Y0
+	VMOVUPS 32(DI), Y1
+	VMAXPS Y0, Y4, Y0
+	VMAXPS Y1, Y4, Y1
+	VMOVUPS Y0, (DI)
+	VMOVUPS Y1, 32(DI)
+	ADDQ DX, DI
+	DECQ CX
+	JNZ epi_relu_loop
+
+epi_done:
+	VZEROUPPER
+	RET

@@ -20,3 +20,7 @@ func addTile(c []float32, ldc int, t []float32, rows, nn int, alpha float32) {
 func setTile(c []float32, ldc int, t []float32, rows, nn int, alpha float32) {
 	setTileGo(c, ldc, t, rows, nn, alpha)
 }
+
+func epiTile(c []float32, ldc int, rows, nn int, b []float32, relu bool) {
+	epiTileGo(c, ldc, rows, nn, b, relu)
+}

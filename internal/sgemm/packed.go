@@ -44,7 +44,7 @@ func Pack(tB blas.Transpose, k, n int, b []float32, ldb int) (*Packed, error) {
 	if Enabled {
 		panels := (n + nr - 1) / nr
 		p.data = make([]float32, panels*k*nr)
-		packB(operand{b, ldb, trans}, p.data, 0, k, 0, n)
+		packB(operand{x: b, ld: ldb, trans: trans}, p.data, 0, k, 0, n)
 	}
 	return p, nil
 }
@@ -56,17 +56,55 @@ func (p *Packed) Dims() (k, n int) { return p.k, p.n }
 // (row-major A [m, k] or its transpose, C [m, n]); it gives the bits of
 // Sgemm with the same arguments.
 func (impl Implementation) SgemmPacked(tA blas.Transpose, m int, alpha float32, a []float32, lda int, p *Packed, beta float32, c []float32, ldc int) {
+	impl.SgemmPackedFused(tA, m, alpha, a, nil, lda, p, beta, c, ldc, nil)
+}
+
+// SgemmPackedFused is SgemmPacked with two fusions: a non-nil mask (the
+// layout of a, which must not be transposed) multiplies each entry of A by
+// [mask > 0] as it is packed, and a non-nil epi is applied to C after the
+// product (Epilogue). The bits equal those of masking A, the product and
+// the epilogue done as separate passes.
+func (impl Implementation) SgemmPackedFused(tA blas.Transpose, m int, alpha float32, a, mask []float32, lda int, p *Packed, beta float32, c []float32, ldc int, epi *Epilogue) {
 	k, n := p.k, p.n
 	tB := blas.NoTrans
 	if p.trans {
 		tB = blas.Trans
 	}
+	if mask != nil && (tA != blas.NoTrans || len(mask) < len(a)) {
+		panic("sgemm: mask for a transposed A, or shorter than A")
+	}
+	if epi != nil && epi.Bias != nil && len(epi.Bias) < n {
+		panic(fmt.Sprintf("sgemm: epilogue bias of %d values for %d columns", len(epi.Bias), n))
+	}
 	if p.data == nil || alpha == 0 || !valid(tA, tB, m, n, k, a, lda, p.b, p.ldb, c, ldc) {
+		if mask != nil && valid(tA, tB, m, n, k, a, lda, p.b, p.ldb, c, ldc) {
+			a = maskedCopy(a, mask, m, k, lda)
+		}
 		impl.Sgemm(tA, tB, m, n, k, alpha, a, lda, p.b, p.ldb, beta, c, ldc)
+		if !epi.none() {
+			epiTileGo(c, ldc, m, n, epi.Bias, epi.ReLU)
+		}
 		return
 	}
 	if beta != 0 {
 		scale(beta, m, n, c, ldc)
 	}
-	split(operand{a, lda, tA != blas.NoTrans}, operand{}, p, m, n, k, alpha, beta == 0, c, ldc)
+	split(operand{x: a, ld: lda, trans: tA != blas.NoTrans, mask: mask}, operand{}, p, epi, m, n, k, alpha, beta == 0, c, ldc)
+}
+
+// maskedCopy returns A (m × k, row stride lda) with entries multiplied by
+// [mask > 0].
+func maskedCopy(a, mask []float32, m, k, lda int) []float32 {
+	out := make([]float32, len(a))
+	copy(out, a)
+	for i := 0; i < m; i++ {
+		for p := 0; p < k; p++ {
+			var f float32
+			if mask[i*lda+p] > 0 {
+				f = 1
+			}
+			out[i*lda+p] = a[i*lda+p] * f
+		}
+	}
+	return out
 }

@@ -68,7 +68,23 @@ type operand struct {
 	x     []float32
 	ld    int
 	trans bool
+	// mask, when set (a non-transposed left operand only), has x's layout:
+	// element (i, j) is used as x[i*ld+j]·[mask[i*ld+j] > 0] (the backward
+	// pass of a ReLU, fused into the packing)
+	mask []float32
 }
+
+// Epilogue is applied to C after the product, in the last block of k while
+// the tile is in cache: C[i, j] += Bias[j] (when Bias is set), then
+// C[i, j] = 0 where C[i, j] < 0 (when ReLU; NaN and ±0 are kept). The bits
+// equal those of the same additions and comparisons done as separate
+// passes after the product.
+type Epilogue struct {
+	Bias []float32
+	ReLU bool
+}
+
+func (e *Epilogue) none() bool { return e == nil || (e.Bias == nil && !e.ReLU) }
 
 // Sgemm computes C = alpha·op(A)·op(B) + beta·C (row-major), as
 // gonum.Implementation.Sgemm, whose argument checks (and panics) it keeps.
@@ -80,9 +96,9 @@ func (impl Implementation) Sgemm(tA, tB blas.Transpose, m, n, k int, alpha float
 	if beta != 0 {
 		scale(beta, m, n, c, ldc)
 	}
-	A := operand{a, lda, tA != blas.NoTrans}
-	B := operand{b, ldb, tB != blas.NoTrans}
-	split(A, B, nil, m, n, k, alpha, beta == 0, c, ldc)
+	A := operand{x: a, ld: lda, trans: tA != blas.NoTrans}
+	B := operand{x: b, ld: ldb, trans: tB != blas.NoTrans}
+	split(A, B, nil, nil, m, n, k, alpha, beta == 0, c, ldc)
 }
 
 // scale sets C = beta·C (the blocks then accumulate alpha·A·B into it).
@@ -109,22 +125,22 @@ func scale(beta float32, m, n int, c []float32, ldc int) {
 // With overwrite (β = 0), C's old values are never read: the first block
 // of k writes its tile (+0 for a zero product, as 0 + x gives) and the
 // others add to it.
-func split(A, B operand, pb *Packed, m, n, k int, alpha float32, overwrite bool, c []float32, ldc int) {
+func split(A, B operand, pb *Packed, epi *Epilogue, m, n, k int, alpha float32, overwrite bool, c []float32, ldc int) {
 	procs := runtime.GOMAXPROCS(0)
 	defer inflight.Add(-1)
 	if inflight.Add(1) > 1 || procs < 2 || m*n*k < parWork || !par.Idle() {
-		gemm(A, B, pb, overwrite, c, ldc, alpha, 0, m, 0, n, k)
+		gemm(A, B, pb, epi, overwrite, c, ldc, alpha, 0, m, 0, n, k)
 		return
 	}
 	if n >= m && n >= 2*nr {
 		step := (n/procs + nr - 1) / nr * nr
 		par.Do((n+step-1)/step, func(i int) {
-			gemm(A, B, pb, overwrite, c, ldc, alpha, 0, m, i*step, min(n, (i+1)*step), k)
+			gemm(A, B, pb, epi, overwrite, c, ldc, alpha, 0, m, i*step, min(n, (i+1)*step), k)
 		})
 	} else {
 		step := (m/procs + mr - 1) / mr * mr
 		par.Do((m+step-1)/step, func(i int) {
-			gemm(A, B, pb, overwrite, c, ldc, alpha, i*step, min(m, (i+1)*step), 0, n, k)
+			gemm(A, B, pb, epi, overwrite, c, ldc, alpha, i*step, min(m, (i+1)*step), 0, n, k)
 		})
 	}
 }
@@ -166,8 +182,12 @@ var pool = sync.Pool{New: func() any {
 
 // gemm adds alpha·op(A)[i0:i1, :]·op(B)[:, j0:j1] to C's block, with op(B)
 // optionally prepacked (pb != nil; B unused), writing instead of adding in
-// the first block of k when overwrite is set.
-func gemm(A, B operand, pb *Packed, overwrite bool, c []float32, ldc int, alpha float32, i0, i1, j0, j1, k int) {
+// the first block of k when overwrite is set, and applying epi (when set)
+// to each tile in the last block of k.
+func gemm(A, B operand, pb *Packed, epi *Epilogue, overwrite bool, c []float32, ldc int, alpha float32, i0, i1, j0, j1, k int) {
+	if epi.none() {
+		epi = nil
+	}
 	buf := pool.Get().(*buffers)
 	defer pool.Put(buf)
 	for jc := j0; jc < j1; jc += nc {
@@ -197,10 +217,18 @@ func gemm(A, B operand, pb *Packed, overwrite bool, c []float32, ldc int, alpha 
 						} else {
 							kernel(kb, buf.a[ir*kb:(ir+mr)*kb], bp, buf.tile[:])
 						}
+						ct := c[(ic+ir)*ldc+jc+jr:]
 						if overwrite && pc == 0 {
-							setTile(c[(ic+ir)*ldc+jc+jr:], ldc, buf.tile[:], min(rows, mb-ir), nn, alpha)
+							setTile(ct, ldc, buf.tile[:], min(rows, mb-ir), nn, alpha)
 						} else {
-							addTile(c[(ic+ir)*ldc+jc+jr:], ldc, buf.tile[:], min(rows, mb-ir), nn, alpha)
+							addTile(ct, ldc, buf.tile[:], min(rows, mb-ir), nn, alpha)
+						}
+						if epi != nil && pc+kb == k {
+							var b []float32
+							if epi.Bias != nil {
+								b = epi.Bias[jc+jr : jc+jr+nn]
+							}
+							epiTile(ct, ldc, min(rows, mb-ir), nn, b, epi.ReLU)
 						}
 						ir += rows
 					}
@@ -235,9 +263,33 @@ func setTileGo(c []float32, ldc int, t []float32, rows, nn int, alpha float32) {
 	}
 }
 
+// epiTileGo applies the epilogue to the rows × nn block of c: c += b
+// (when b is set), then c = 0 where c < 0 (when relu).
+func epiTileGo(c []float32, ldc int, rows, nn int, b []float32, relu bool) {
+	for i := 0; i < rows; i++ {
+		row := c[i*ldc : i*ldc+nn]
+		if b != nil {
+			for j, v := range b[:nn] {
+				row[j] += v
+			}
+		}
+		if relu {
+			for j, v := range row {
+				if v < 0 {
+					row[j] = 0
+				}
+			}
+		}
+	}
+}
+
 // packA packs op(A)[ic:ic+mb, pc:pc+kb] into panels of mr rows: panel
 // ir/mr holds dst[ir*kb + p*mr + i] = op(A)(ic+ir+i, pc+p), zero-padded.
 func packA(A operand, dst []float32, ic, mb, pc, kb int) {
+	if A.mask != nil {
+		packAMasked(A, dst, ic, mb, pc, kb)
+		return
+	}
 	for ir := 0; ir < mb; ir += mr {
 		panel := dst[ir*kb : (ir+mr)*kb]
 		mm := min(mr, mb-ir)
@@ -271,6 +323,29 @@ func packA(A operand, dst []float32, ic, mb, pc, kb int) {
 		for p := range s0 {
 			d := (*[mr]float32)(panel[p*mr : p*mr+mr])
 			d[0], d[1], d[2], d[3], d[4], d[5] = s0[p], s1[p], s2[p], s3[p], s4[p], s5[p]
+		}
+	}
+}
+
+// packAMasked is packA for a masked, non-transposed A: the packed value is
+// x·1 or x·0 (so NaN·0 stays NaN, as the separate backward pass gives).
+func packAMasked(A operand, dst []float32, ic, mb, pc, kb int) {
+	for ir := 0; ir < mb; ir += mr {
+		panel := dst[ir*kb : (ir+mr)*kb]
+		mm := min(mr, mb-ir)
+		if mm < mr {
+			clear(panel)
+		}
+		for i := 0; i < mm; i++ {
+			o := (ic+ir+i)*A.ld + pc
+			src, msk := A.x[o:o+kb], A.mask[o:o+kb]
+			for p, v := range src {
+				var f float32
+				if msk[p] > 0 {
+					f = 1
+				}
+				panel[p*mr+i] = v * f
+			}
 		}
 	}
 }

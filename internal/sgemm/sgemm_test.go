@@ -10,6 +10,15 @@ import (
 	"gonum.org/v1/gonum/blas/gonum"
 )
 
+// normals returns n standard normal float32s.
+func normals(rng *rand.Rand, n int) []float32 {
+	x := make([]float32, n)
+	for i := range x {
+		x[i] = float32(rng.NormFloat64())
+	}
+	return x
+}
+
 type gemmCase struct {
 	tA, tB          blas.Transpose
 	m, n, k         int
@@ -31,13 +40,7 @@ func check(t *testing.T, rng *rand.Rand, tc gemmCase) {
 		br, bc = tc.n, tc.k
 	}
 	lda, ldb, ldc := ac+tc.padA, bc+tc.padB, tc.n+tc.pdC
-	fill := func(n int) []float32 {
-		x := make([]float32, n)
-		for i := range x {
-			x[i] = float32(rng.NormFloat64())
-		}
-		return x
-	}
+	fill := func(n int) []float32 { return normals(rng, n) }
 	a, b := fill((ar-1)*lda+ac), fill((br-1)*ldb+bc)
 	c0 := fill((tc.m-1)*ldc + tc.n)
 	if tc.beta == 0 {
@@ -321,13 +324,7 @@ func TestAddTileMatchesGo(t *testing.T) {
 // B, α ≠ 1, β = 0 and β ≠ 0, padded leading dimensions), and Pack's errors.
 func TestSgemmPackedMatchesSgemm(t *testing.T) {
 	rng := rand.New(rand.NewPCG(7, 8))
-	fill := func(n int) []float32 {
-		x := make([]float32, n)
-		for i := range x {
-			x[i] = float32(rng.NormFloat64())
-		}
-		return x
-	}
+	fill := func(n int) []float32 { return normals(rng, n) }
 	impl := Implementation{}
 	for _, sh := range [][3]int{{1, 1, 1}, {5, 17, 3}, {13, 33, 300}, {64, 2100, 70}, {200, 40, 600}} {
 		m, n, k := sh[0], sh[1], sh[2]
