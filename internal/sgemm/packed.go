@@ -99,11 +99,7 @@ func maskedCopy(a, mask []float32, m, k, lda int) []float32 {
 	copy(out, a)
 	for i := 0; i < m; i++ {
 		for p := 0; p < k; p++ {
-			var f float32
-			if mask[i*lda+p] > 0 {
-				f = 1
-			}
-			out[i*lda+p] = a[i*lda+p] * f
+			out[i*lda+p] = a[i*lda+p] * step(mask[i*lda+p])
 		}
 	}
 	return out

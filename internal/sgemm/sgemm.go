@@ -132,7 +132,14 @@ func split(A, B operand, pb *Packed, epi *Epilogue, m, n, k int, alpha float32, 
 		gemm(A, B, pb, epi, overwrite, c, ldc, alpha, 0, m, 0, n, k)
 		return
 	}
-	if n >= m && n >= 2*nr {
+	// Columns, unless B is prepacked and there are rows enough: then each
+	// part packs its own rows of A only, where split columns each pack all
+	// of A.
+	byCols := n >= m && n >= 2*nr
+	if pb != nil && m >= 8*mr*procs {
+		byCols = false
+	}
+	if byCols {
 		step := (n/procs + nr - 1) / nr * nr
 		par.Do((n+step-1)/step, func(i int) {
 			gemm(A, B, pb, epi, overwrite, c, ldc, alpha, 0, m, i*step, min(n, (i+1)*step), k)
@@ -335,19 +342,35 @@ func packAMasked(A operand, dst []float32, ic, mb, pc, kb int) {
 		mm := min(mr, mb-ir)
 		if mm < mr {
 			clear(panel)
-		}
-		for i := 0; i < mm; i++ {
-			o := (ic+ir+i)*A.ld + pc
-			src, msk := A.x[o:o+kb], A.mask[o:o+kb]
-			for p, v := range src {
-				var f float32
-				if msk[p] > 0 {
-					f = 1
+			for i := 0; i < mm; i++ {
+				o := (ic+ir+i)*A.ld + pc
+				src, msk := A.x[o:o+kb], A.mask[o:o+kb]
+				for p, v := range src {
+					panel[p*mr+i] = v * step(msk[p])
 				}
-				panel[p*mr+i] = v * f
 			}
+			continue
+		}
+		// Six streams of values and six of masks, sequential writes.
+		var s, m [mr][]float32
+		for i := range s {
+			o := (ic+ir+i)*A.ld + pc
+			s[i], m[i] = A.x[o:o+kb], A.mask[o:o+kb]
+		}
+		for p := range s[0] {
+			d := (*[mr]float32)(panel[p*mr : p*mr+mr])
+			d[0], d[1], d[2] = s[0][p]*step(m[0][p]), s[1][p]*step(m[1][p]), s[2][p]*step(m[2][p])
+			d[3], d[4], d[5] = s[3][p]*step(m[3][p]), s[4][p]*step(m[4][p]), s[5][p]*step(m[5][p])
 		}
 	}
+}
+
+// step is [x > 0].
+func step(x float32) float32 {
+	if x > 0 {
+		return 1
+	}
+	return 0
 }
 
 // packB packs op(B)[pc:pc+kb, jc:jc+nb] into panels of nr columns: panel
