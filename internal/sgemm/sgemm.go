@@ -14,6 +14,7 @@ import (
 	"runtime"
 	"sync"
 	"sync/atomic"
+	"unsafe"
 
 	"gonum.org/v1/gonum/blas"
 	"gonum.org/v1/gonum/blas/gonum"
@@ -365,12 +366,11 @@ func packAMasked(A operand, dst []float32, ic, mb, pc, kb int) {
 	}
 }
 
-// step is [x > 0].
+// step is [x > 0], without a branch (the signs of ReLU inputs are
+// unpredictable): a bool is stored as one byte, 0 or 1.
 func step(x float32) float32 {
-	if x > 0 {
-		return 1
-	}
-	return 0
+	b := x > 0
+	return float32(*(*uint8)(unsafe.Pointer(&b)))
 }
 
 // packB packs op(B)[pc:pc+kb, jc:jc+nb] into panels of nr columns: panel
