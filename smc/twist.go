@@ -225,10 +225,13 @@ func maxLogit(logits []float64) (float64, error) { return maxOf(logits, "x0-logi
 func maxOf(row []float64, what string) (float64, error) {
 	m := math.Inf(-1)
 	for v, x := range row {
+		if x <= m { // the common case: one comparison (false for NaN)
+			continue
+		}
 		if math.IsNaN(x) || math.IsInf(x, 1) {
 			return 0, fmt.Errorf("smc: invalid %s %v at token %d", what, x, v)
 		}
-		m = math.Max(m, x)
+		m = x
 	}
 	if math.IsInf(m, -1) {
 		return 0, fmt.Errorf("smc: every %s is -Inf (no token has positive probability)", what)
