@@ -67,6 +67,16 @@ func cumulative(row, cdf []float64) (float64, error) {
 // cumulativeOf is cumulative for a row of any kind of logits (what names
 // them in errors).
 func cumulativeOf(row, cdf []float64, what string) (float64, error) {
+	m, err := cumulativeSums(row, cdf, what)
+	if err != nil {
+		return 0, err
+	}
+	return m + math.Log(cdf[len(cdf)-1]), nil
+}
+
+// cumulativeSums writes the cumulative sums of exp(row − max) into cdf and
+// returns the maximum, with cumulativeOf's checks.
+func cumulativeSums(row, cdf []float64, what string) (float64, error) {
 	m, err := maxOf(row, what)
 	if err != nil {
 		return 0, err
@@ -78,7 +88,7 @@ func cumulativeOf(row, cdf []float64, what string) (float64, error) {
 		}
 		cdf[v] = s
 	}
-	return m + math.Log(s), nil
+	return m, nil
 }
 
 // sampleRows draws particle i's next state, position by position, from the
@@ -144,7 +154,14 @@ func (ReverseProposal) Propose(rng *rand.Rand, env *Env, m *Move, xs []int, logq
 				return err
 			}
 			for l := range L {
-				v, err := cumulative(rk[l*M:(l+1)*M], cdf[u*W+l*M:u*W+(l+1)*M])
+				row, c := rk[l*M:(l+1)*M], cdf[u*W+l*M:u*W+(l+1)*M]
+				if norm { // log q = log k: the normaliser is not needed
+					if _, err := cumulativeSums(row, c, "proposal log-probability"); err != nil {
+						return fmt.Errorf("%w (particle %d, position %d)", err, i, l)
+					}
+					continue
+				}
+				v, err := cumulative(row, c)
 				if err != nil {
 					return fmt.Errorf("%w (particle %d, position %d)", err, i, l)
 				}

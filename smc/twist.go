@@ -34,6 +34,10 @@ type engineScratch struct {
 	// cumulative sums, normalisers; particle → state slot, slot → particle
 	pk, pq, pcdf, plse []float64
 	slot, owner        []int
+	// the Monte Carlo look-ahead's x0 CDFs per distinct state, and its
+	// particle → state slot, slot → particle
+	lcdf          []float64
+	lslot, lowner []int
 }
 
 // laScratch is one worker's padded chunk of the gradient look-ahead.
@@ -173,32 +177,44 @@ func (la LookAhead) sample(rng *rand.Rand, env *Env, x []int, ev []float64) ([]i
 	n := len(x) / L
 	W := env.Target.Base.Width()
 	x0 := make([]int, n*phi*L)
-	// Particles that share a state share its evaluation, hence its CDFs.
-	byState := map[string][]float64{}
-	for i := range n {
-		xi := x[i*L : (i+1)*L]
-		key := stateKey(xi)
-		cdf, ok := byState[key]
-		if !ok {
-			cdf = make([]float64, L*V)
+	// Particles that share a state share its evaluation, hence its CDFs:
+	// those of a block's distinct states are computed on all cores, then
+	// the samples are drawn in particle order from the one random stream.
+	sc := env.scratchBufs()
+	blk := blockFor(n, L*V)
+	cdfs := grow(&sc.lcdf, blk*L*V)
+	slot, owner := growInts(&sc.lslot, blk), growInts(&sc.lowner, blk)
+	for lo := 0; lo < n; lo += blk {
+		cnt := min(blk, n-lo)
+		nu := distinctStates(x, L, lo, cnt, slot, owner)
+		err := prepThenDraw(nu, L*V, func(u int) error {
+			i := owner[u]
+			cdf := cdfs[u*L*V : (u+1)*L*V]
 			logits := env.Target.Base.X0Logits(ev[i*W : (i+1)*W])
-			for l, v := range xi {
+			for l, v := range x[i*L : (i+1)*L] {
 				if v == V {
 					if err := softmaxCDF(logits[l*V:(l+1)*V], cdf[l*V:(l+1)*V]); err != nil {
-						return nil, fmt.Errorf("%w (particle %d, position %d)", err, i, l)
+						return fmt.Errorf("%w (particle %d, position %d)", err, i, l)
 					}
 				}
 			}
-			byState[key] = cdf
+			return nil
+		}, noDraw)
+		if err != nil {
+			return nil, err
 		}
-		for k := range phi {
-			row := x0[(i*phi+k)*L : (i*phi+k+1)*L]
-			for l, v := range xi {
-				if v != V {
-					row[l] = v
-					continue
+		for j := range cnt {
+			i := lo + j
+			xi, cdf := x[i*L:(i+1)*L], cdfs[slot[j]*L*V:(slot[j]+1)*L*V]
+			for k := range phi {
+				row := x0[(i*phi+k)*L : (i*phi+k+1)*L]
+				for l, v := range xi {
+					if v != V {
+						row[l] = v
+						continue
+					}
+					row[l] = searchCDF(cdf[l*V:(l+1)*V], rng.Float64())
 				}
-				row[l] = searchCDF(cdf[l*V:(l+1)*V], rng.Float64())
 			}
 		}
 	}
@@ -240,9 +256,9 @@ func maxOf(row []float64, what string) (float64, error) {
 }
 
 // softmaxCDF writes the cumulative unnormalised softmax of one position's
-// logits.
+// logits (cumulativeOf's sums, without its logarithm).
 func softmaxCDF(logits, cdf []float64) error {
-	_, err := cumulativeOf(logits, cdf, "x0-logit")
+	_, err := cumulativeSums(logits, cdf, "x0-logit")
 	return err
 }
 
