@@ -9,9 +9,13 @@ import (
 	G "gorgonia.org/gorgonia"
 )
 
-// With -tags openblas every matrix product in Gorgonia, gorgonia.org/tensor
-// (G.Use calls tensor.Use) and gonum's blas32/blas64 goes through OpenBLAS
-// via cgo. Link with CGO_LDFLAGS=-lopenblas (Debian: libopenblas-dev).
+// With -tags openblas the matrix products in Gorgonia, gorgonia.org/tensor
+// (G.Use calls tensor.Use) and gonum's blas32/blas64 go through OpenBLAS
+// via cgo, except those with a layer's weights as right operand (layers'
+// MatMulParam and Dense), which keep their weights packed for the internal
+// kernel on CPUs with AVX2/FMA: OpenBLAS has no prepacked-operand
+// interface, and repacking on every product halved the build's speed at
+// the GMM shape. Link with CGO_LDFLAGS=-lopenblas (Debian: libopenblas-dev).
 // Do not use Gorgonia's blase wrapper instead: it deadlocks once a second
 // TapeMachine exists.
 func init() {

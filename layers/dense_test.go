@@ -51,9 +51,16 @@ func TestGradDense(t *testing.T) {
 // inputs, through the reused buffers and packed weights).
 func TestDenseMatchesComposed(t *testing.T) {
 	defer G.Use(G.WhichBLAS())
-	for _, impl := range []G.BLAS{sgemm.Implementation{}, gonum.Implementation{}} {
-		G.Use(impl) // the packed, fused path, and the separate passes
-		t.Run(fmt.Sprintf("%T", impl), func(t *testing.T) { denseMatchesComposed(t) })
+	defer func(e bool) { sgemm.Enabled = e }(sgemm.Enabled)
+	for _, kernel := range []bool{sgemm.Enabled, false} {
+		// the packed, fused path, and the separate passes around gonum
+		sgemm.Enabled = kernel
+		var impl G.BLAS = sgemm.Implementation{}
+		if !kernel {
+			impl = gonum.Implementation{}
+		}
+		G.Use(impl)
+		t.Run(fmt.Sprintf("kernel=%v", kernel), func(t *testing.T) { denseMatchesComposed(t) })
 	}
 }
 

@@ -62,13 +62,13 @@ type packCache struct {
 }
 
 // packed returns op(b) packed, repacking it when b's storage or its
-// source's version differ from the cached one's; nil when the BLAS in use
-// is not the internal sgemm.
+// source's version differ from the cached one's; nil without the internal
+// sgemm's kernel (no AVX2/FMA). Products with packed weights go through
+// the internal kernel whatever the BLAS in use: OpenBLAS has no interface
+// for a prepacked operand, and repacking the weights on every product cost
+// the OpenBLAS build half its speed at the GMM shape (bench/RESULTS.md).
 func (o *matMulOp) packed(b []float32, ld, k, n int) *sgemm.Packed {
-	if o.fixed == nil || len(b) == 0 {
-		return nil
-	}
-	if _, ok := G.WhichBLAS().(sgemm.Implementation); !ok {
+	if o.fixed == nil || len(b) == 0 || !sgemm.Enabled {
 		return nil
 	}
 	v := o.fixed.Version()
