@@ -118,3 +118,45 @@ func TestEpiTileMatchesGo(t *testing.T) {
 		}
 	}
 }
+
+// TestDirectAMatchesPacked checks that reading full 12-row groups of A in
+// place (the AVX-512 kernel) gives the bits of packing them, for row
+// counts around the group and block sizes, k beyond one block, a padded
+// lda, plain and prepacked B, and a split over two cores.
+func TestDirectAMatchesPacked(t *testing.T) {
+	if !Enabled || !has512 {
+		t.Skip("no AVX-512 kernel")
+	}
+	defer func(d bool) { directA = d }(directA)
+	rng := rand.New(rand.NewPCG(13, 14))
+	impl := Implementation{}
+	for _, sh := range [][3]int{{12, 16, 5}, {13, 33, 300}, {24, 7, 64}, {95, 40, 256}, {97, 48, 513}, {256, 130, 192}} {
+		m, n, k := sh[0], sh[1], sh[2]
+		lda := k + 3
+		a, b := normals(rng, m*lda), normals(rng, k*n)
+		p, err := Pack(blas.NoTrans, k, n, b, n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out [2][2][]float32 // [direct][prepacked]
+		for d, direct := range []bool{false, true} {
+			directA = direct
+			for pp := range 2 {
+				c := make([]float32, m*n)
+				if pp == 0 {
+					impl.Sgemm(blas.NoTrans, blas.NoTrans, m, n, k, 1, a, lda, b, n, 0, c, n)
+				} else {
+					impl.SgemmPacked(blas.NoTrans, m, 1, a, lda, p, 0, c, n)
+				}
+				out[d][pp] = c
+			}
+		}
+		for pp := range 2 {
+			for i := range out[0][pp] {
+				if math.Float32bits(out[1][pp][i]) != math.Float32bits(out[0][pp][i]) {
+					t.Fatalf("m %d n %d k %d prepacked %v: c[%d] = %v in place, %v packed", m, n, k, pp == 1, i, out[1][pp][i], out[0][pp][i])
+				}
+			}
+		}
+	}
+}

@@ -103,3 +103,20 @@ func epiTile(c []float32, ldc int, rows, nn int, b []float32, relu bool) {
 	}
 	epiTileGo(c, ldc, rows, nn, b, relu)
 }
+
+//go:noescape
+func kern12x16d(kc int, a *float32, lda int, b, c *float32)
+
+// kernelDirect computes the 12×16 tile of rows a, a+lda, …, a+11·lda of a
+// non-transposed A (kc values each) against a packed B panel, when the
+// AVX-512 kernel is in use; it reports false otherwise.
+func kernelDirect(kc int, a []float32, lda int, b, c []float32) bool {
+	if !has512 || kc == 0 {
+		return false
+	}
+	_ = a[11*lda+kc-1] // the twelve rows are inside a
+	_ = b[kc*nr-1]
+	_ = c[2*mr*nr-1]
+	kern12x16d(kc, &a[0], lda, &b[0], &c[0])
+	return true
+}

@@ -24,3 +24,5 @@ func setTile(c []float32, ldc int, t []float32, rows, nn int, alpha float32) {
 func epiTile(c []float32, ldc int, rows, nn int, b []float32, relu bool) {
 	epiTileGo(c, ldc, rows, nn, b, relu)
 }
+
+func kernelDirect(kc int, a []float32, lda int, b, c []float32) bool { return false }

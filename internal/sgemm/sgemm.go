@@ -39,6 +39,11 @@ var Enabled = detect()
 // as the AVX2 kernel, twice the width).
 var has512 = detect512()
 
+// directA lets the AVX-512 kernel read full 12-row groups of a
+// non-transposed, unmasked A in place instead of packing them (the same
+// bits; tests switch it off to compare).
+var directA = true
+
 // parWork is the smallest m·n·k split over cores. Every product, however
 // small, goes through the packed kernel (when Enabled): choosing gonum for
 // small m would make a row's result depend on its batch size.
@@ -207,7 +212,17 @@ func gemm(A, B operand, pb *Packed, epi *Epilogue, overwrite bool, c []float32, 
 			}
 			for ic := i0; ic < i1; ic += mc {
 				mb := min(mc, i1-ic)
-				packA(A, buf.a, ic, mb, pc, kb)
+				// Full 12-row groups of a plain A are read in place by
+				// the AVX-512 kernel; the other rows are packed. Not for
+				// rows a multiple of 4 KB apart: they would all fall in
+				// one set of the L1 cache.
+				direct := 0
+				if directA && has512 && !A.trans && A.mask == nil && A.ld%1024 != 0 {
+					direct = mb / (2 * mr) * (2 * mr)
+				}
+				if direct < mb {
+					packA(A, buf.a[direct*kb:], ic+direct, mb-direct, pc, kb)
+				}
 				for jr := 0; jr < nb; jr += nr {
 					var bp []float32
 					if pb == nil {
@@ -219,10 +234,15 @@ func gemm(A, B operand, pb *Packed, epi *Epilogue, overwrite bool, c []float32, 
 					nn := min(nr, nb-jr)
 					for ir := 0; ir < mb; {
 						rows := mr
-						if ir+mr < mb { // two panels at once
+						switch {
+						case ir < direct:
+							rows = 2 * mr
+							o := (ic+ir)*A.ld + pc
+							kernelDirect(kb, A.x[o:], A.ld, bp, buf.tile[:])
+						case ir+mr < mb: // two panels at once
 							rows = 2 * mr
 							kernel2(kb, buf.a[ir*kb:(ir+rows)*kb], bp, buf.tile[:])
-						} else {
+						default:
 							kernel(kb, buf.a[ir*kb:(ir+mr)*kb], bp, buf.tile[:])
 						}
 						ct := c[(ic+ir)*ldc+jc+jr:]
