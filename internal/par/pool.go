@@ -161,10 +161,11 @@ func Idle() bool {
 	return false
 }
 
-// Do calls f(0), …, f(n−1), returning when all have returned: f(0) and any
-// part no idle helper takes run on the caller's goroutine, the others on
-// the helpers, in parallel. Each part must write its own outputs only. A
-// panic in a part is re-raised on the caller.
+// Do calls f(0), …, f(n−1), returning when all have returned. The caller
+// and the idle helpers (at most n − 1) take the parts in order, each the
+// next one left when it finishes its last, so a faster core takes more of
+// many parts. Each part must write its own outputs only. A panic in a part
+// is re-raised on the caller.
 func Do(n int, f func(i int)) {
 	if n <= 0 {
 		return
@@ -176,20 +177,22 @@ func Do(n int, f func(i int)) {
 		}
 		return
 	}
-	var done atomic.Int32
-	var perr atomic.Pointer[panicked]
-	var inline []int
-	for i := 1; i < n; i++ {
-		done.Add(1)
-		if !claim(hs, task{f: f, i: i, done: &done, perr: &perr}) {
-			done.Add(-1)
-			inline = append(inline, i)
+	var next atomic.Int64
+	parts := func(int) {
+		for i := int(next.Add(1) - 1); i < n; i = int(next.Add(1) - 1) {
+			f(i)
 		}
 	}
-	f(0)
-	for _, i := range inline {
-		f(i)
+	var done atomic.Int32
+	var perr atomic.Pointer[panicked]
+	for range min(n-1, len(hs)) {
+		done.Add(1)
+		if !claim(hs, task{f: parts, done: &done, perr: &perr}) {
+			done.Add(-1)
+			break
+		}
 	}
+	parts(0)
 	var since time.Time
 	for spins := 0; done.Load() != 0; spins++ {
 		pause()
