@@ -50,10 +50,31 @@ var (
 	helpers   atomic.Pointer[[]*helper]
 )
 
+// streams counts the goroutines registered with Stream.
+var streams atomic.Int32
+
+// Stream registers the calling goroutine as one of the process's
+// independent streams of work (a sweep's point runner, say) until the
+// returned function is called. While there are at least as many streams as
+// cores, Do and Ranges run every part on the caller and Idle reports
+// false: the cores are busy already, and a helper would only take one
+// from another stream (a sweep with two points in parallel ran 17-20 %
+// slower with helpers).
+func Stream() (done func()) {
+	streams.Add(1)
+	var once sync.Once
+	return func() { once.Do(func() { streams.Add(-1) }) }
+}
+
 // pool returns the helpers for the current GOMAXPROCS (started on first
-// use; more are started when GOMAXPROCS grows, none stop).
+// use; more are started when GOMAXPROCS grows, none stop), none while the
+// streams fill the cores.
 func pool() []*helper {
-	want := runtime.GOMAXPROCS(0) - 1
+	procs := runtime.GOMAXPROCS(0)
+	if int(streams.Load()) >= procs {
+		return nil
+	}
+	want := procs - 1
 	if hs := helpers.Load(); hs != nil && len(*hs) >= want {
 		return (*hs)[:want]
 	}

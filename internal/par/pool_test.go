@@ -118,3 +118,26 @@ func goid() int {
 	}
 	return id
 }
+
+// TestStreamsFillingTheCoresRunInline checks that while as many streams
+// as cores are registered, every part runs on the caller and Idle is
+// false, and that helpers come back when a stream ends.
+func TestStreamsFillingTheCoresRunInline(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(2))
+	a, b := Stream(), Stream()
+	caller := goid()
+	Do(4, func(int) {
+		if g := goid(); g != caller {
+			t.Errorf("two streams on two cores: a part ran on goroutine %d, not the caller's %d", g, caller)
+		}
+	})
+	if Idle() {
+		t.Error("two streams on two cores: Idle is true")
+	}
+	b()
+	b() // a second call does nothing
+	if !Idle() {
+		t.Error("one stream on two cores: no idle helper")
+	}
+	a()
+}
