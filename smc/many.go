@@ -38,6 +38,7 @@ func (s *Sampler) RunMany(rngs []*rand.Rand) ([]*Result, error) {
 	if s.adaptive() { // adaptive.go: each run chooses its own λ
 		return s.runEach(rngs)
 	}
+	defer s.holdHelpers()()
 	start := time.Now()
 	R := len(rngs)
 	sts := make([]*State, R)

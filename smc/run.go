@@ -6,6 +6,8 @@ import (
 	"math/rand/v2"
 	"slices"
 	"time"
+
+	"github.com/ddsmc/ddsmc/internal/par"
 )
 
 // Trigger decides when to resample (paper.md §5.2).
@@ -111,8 +113,20 @@ type Result struct {
 	ResamplerName string
 }
 
+// holdHelpers keeps internal/par's helpers spinning through a one-worker
+// run (par.Hold), whose serial passes between split products would
+// otherwise outlast their spin; with more workers the workers are the
+// parallelism. It returns the release.
+func (s *Sampler) holdHelpers() func() {
+	if s.cfg.Workers > 1 {
+		return func() {}
+	}
+	return par.Hold()
+}
+
 // Run performs a whole run: Init, T steps and the final selection.
 func (s *Sampler) Run(rng *rand.Rand) (*Result, error) {
+	defer s.holdHelpers()()
 	start := time.Now()
 	st, info, err := s.Init(rng)
 	if err != nil {

@@ -145,3 +145,49 @@ func TestStreamsFillingTheCoresRunInline(t *testing.T) {
 	}
 	a()
 }
+
+// TestHoldKeepsHelpersSpinning checks that a held helper does not park
+// after SpinFor, parks once released, and parks while held if streams
+// fill the cores.
+func TestHoldKeepsHelpersSpinning(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(2))
+	anyParked := func() bool {
+		hs := helpers.Load() // all helpers (pool() gives none while streams fill the cores)
+		if hs == nil {
+			return false
+		}
+		for _, h := range *hs {
+			if h.state.Load() == parked {
+				return true
+			}
+		}
+		return false
+	}
+	waitParked := func(want bool) bool {
+		for deadline := time.Now().Add(time.Second); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
+			if anyParked() == want {
+				return true
+			}
+		}
+		return false
+	}
+	release := Hold()
+	Do(2, func(int) {})
+	time.Sleep(4*SpinFor + 5*time.Millisecond)
+	if anyParked() {
+		t.Error("a held helper parked")
+	}
+	release()
+	if !waitParked(true) {
+		t.Error("a released helper did not park")
+	}
+	release = Hold()
+	defer release()
+	a, b := Stream(), Stream()
+	Do(2, func(int) {})
+	if !waitParked(true) {
+		t.Error("a held helper did not park while streams filled the cores")
+	}
+	a()
+	b()
+}
