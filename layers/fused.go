@@ -279,17 +279,28 @@ func (o *pointwiseOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) {
 	}
 	return s.Clone(), nil
 }
-func (o *pointwiseOp) Do(vals ...G.Value) (G.Value, error) {
-	if len(vals) != 1 {
-		return nil, fmt.Errorf("layers: %s: want 1 input, got %d", o.name, len(vals))
+
+// matrixVals checks that an op got n values of one float dtype with a
+// matrix first, and returns the dtype and that matrix's shape.
+func matrixVals(name string, n int, vals []G.Value) (tensor.Dtype, tensor.Shape, error) {
+	if len(vals) != n {
+		return tensor.Float64, nil, fmt.Errorf("layers: %s: want %d inputs, got %d", name, n, len(vals))
 	}
-	dt, err := dtypeOf(o.name, vals...)
+	dt, err := dtypeOf(name, vals...)
 	if err != nil {
-		return nil, err
+		return dt, nil, err
 	}
 	s := vals[0].Shape()
 	if len(s) != 2 {
-		return nil, fmt.Errorf("layers: %s: shape %v", o.name, s)
+		return dt, nil, fmt.Errorf("layers: %s: shape %v", name, s)
+	}
+	return dt, s, nil
+}
+
+func (o *pointwiseOp) Do(vals ...G.Value) (G.Value, error) {
+	dt, s, err := matrixVals(o.name, 1, vals)
+	if err != nil {
+		return nil, err
 	}
 	out := o.buffer(dt, s[0], s[1])
 	switch x := vals[0].Data().(type) {

@@ -118,8 +118,9 @@ func InputProjection(c *Ctx, name string, x *G.Node, d int) (*G.Node, error) {
 }
 
 // LayerNorm normalises each row of x [N, d] to zero mean and unit variance
-// (ε = 1e-5) and applies a learned scale γ and shift β. It is composed from
-// Mean, Square and Sqrt: InverseSqrt's gradient is wrong in Gorgonia v0.9.18.
+// (ε = 1e-5) and applies a learned scale γ and shift β, as one fused op
+// (LayerNormOp; Gorgonia's InverseSqrt, which a composed version would
+// want, has a wrong gradient in v0.9.18).
 func LayerNorm(c *Ctx, name string, x *G.Node) (y *G.Node, err error) {
 	defer catch("layernorm "+name, &err)
 	_, d, err := must2("layernorm "+name, x)
@@ -134,13 +135,7 @@ func LayerNorm(c *Ctx, name string, x *G.Node) (y *G.Node, err error) {
 	if err != nil {
 		return nil, err
 	}
-	mean := G.Must(G.Mean(x, 1))
-	xc := G.Must(G.BroadcastSub(x, mean, nil, []byte{1}))
-	v := G.Must(G.Mean(G.Must(G.Square(xc)), 1))
-	sd := G.Must(G.Sqrt(G.Must(G.Add(v, c.Const(1e-5)))))
-	y = G.Must(G.BroadcastHadamardDiv(xc, sd, nil, []byte{1}))
-	y = G.Must(G.BroadcastHadamardProd(y, gamma, nil, []byte{0}))
-	return AddBias(y, beta)
+	return LayerNormOp(x, gamma, beta)
 }
 
 // LogSoftmax returns the row-wise log-softmax of x [N, K], computed stably
@@ -164,18 +159,12 @@ func Softmax(x *G.Node) (y *G.Node, err error) {
 	if _, _, err := must2("softmax", x); err != nil {
 		return nil, err
 	}
-	m := G.Must(G.Max(x, 1))
-	e := G.Must(G.Exp(G.Must(G.BroadcastSub(x, m, nil, []byte{1}))))
-	return G.Must(G.BroadcastHadamardDiv(e, G.Must(G.Sum(e, 1)), nil, []byte{1})), nil
+	return SoftmaxOp(x)
 }
 
 // GELU is the tanh approximation 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³))).
 func GELU(c *Ctx, x *G.Node) (y *G.Node, err error) {
-	defer catch("gelu", &err)
-	x3 := G.Must(G.HadamardProd(G.Must(G.Square(x)), x))
-	in := G.Must(G.Add(x, G.Must(G.HadamardProd(x3, c.Const(0.044715)))))
-	th := G.Must(G.Tanh(G.Must(G.HadamardProd(in, c.Const(math.Sqrt(2/math.Pi))))))
-	return G.Must(G.HadamardProd(G.Must(G.HadamardProd(x, c.Const(0.5))), G.Must(G.Add(th, c.Const(1))))), nil
+	return GELUOp(x)
 }
 
 // Activation names a pointwise non-linearity.
