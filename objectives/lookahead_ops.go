@@ -4,13 +4,13 @@ import (
 	"fmt"
 	"hash"
 	"hash/fnv"
-	"math"
 
 	"github.com/chewxy/hm"
 	G "gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
 
 	"github.com/ddsmc/ddsmc/internal/par"
+	"github.com/ddsmc/ddsmc/internal/vmath"
 )
 
 // Fused Gorgonia ops of the look-ahead graph. Each costs O(rows·V) in both
@@ -393,19 +393,24 @@ func (o gumbelSTOp) Do(vals ...G.Value) (G.Value, error) {
 }
 
 // softmaxRow writes softmax(z/τ) of one row into y (stable: the row's own
-// maximum is subtracted).
-func softmaxRow[F float32 | float64](z, y []F, invTau F) {
+// maximum is subtracted), with e (len(z)) as scratch for the exponentials
+// (vmath.Exp: math.Exp's bits).
+func softmaxRow[F float32 | float64](z, y []F, invTau F, e []float64) {
 	m := z[0]
 	for _, v := range z[1:] {
 		if v > m {
 			m = v
 		}
 	}
-	var sum F
+	e = e[:len(z)]
 	for j, v := range z {
-		e := F(math.Exp(float64((v - m) * invTau)))
-		y[j] = e
-		sum += e
+		e[j] = float64((v - m) * invTau)
+	}
+	vmath.Exp(e, e)
+	var sum F
+	for j, x := range e {
+		y[j] = F(x)
+		sum += y[j]
 	}
 	inv := 1 / sum
 	for j := range y {
@@ -415,10 +420,14 @@ func softmaxRow[F float32 | float64](z, y []F, invTau F) {
 
 func gumbelFwd[F float32 | float64](z, out []F, V int, tau float64, hard bool) {
 	invTau := F(1 / tau)
+	var e []float64
+	if !hard {
+		e = make([]float64, V)
+	}
 	for i := 0; i < len(z)/V; i++ {
 		zr, or := z[i*V:(i+1)*V], out[i*V:(i+1)*V]
 		if !hard {
-			softmaxRow(zr, or, invTau)
+			softmaxRow(zr, or, invTau, e)
 			continue
 		}
 		best := 0
@@ -500,13 +509,14 @@ func (o gumbelBackOp) Do(vals ...G.Value) (G.Value, error) {
 
 func gumbelBack[F float32 | float64](z, g, out []F, V int, tau float64) {
 	invTau := F(1 / tau)
+	e := make([]float64, V) // one scratch row per range of rows
 	for i := 0; i < len(z)/V; i++ {
 		zr, gr, or := z[i*V:(i+1)*V], g[i*V:(i+1)*V], out[i*V:(i+1)*V]
 		if allZero(gr) { // e.g. a carried-over (unmasked) position: the softmax is not needed
 			clear(or)
 			continue
 		}
-		softmaxRow(zr, or, invTau) // or = y
+		softmaxRow(zr, or, invTau, e) // or = y
 		var dot F
 		for j, y := range or {
 			dot += gr[j] * y

@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 
 	"github.com/ddsmc/ddsmc/diffusion"
+	"github.com/ddsmc/ddsmc/internal/vmath"
 )
 
 // Move is what a proposal sees of the particles when moving them from time
@@ -81,11 +82,27 @@ func cumulativeSums(row, cdf []float64, what string) (float64, error) {
 	if err != nil {
 		return 0, err
 	}
-	s := 0.0
+	cdf = cdf[:len(row)]
+	finite := 0
 	for v, x := range row {
+		cdf[v] = x - m
 		if x != math.Inf(-1) {
-			s += math.Exp(x - m)
+			finite++
 		}
+	}
+	s := 0.0
+	if finite <= len(row)/4 { // mostly −Inf (an unmasked position's row)
+		for v, a := range cdf {
+			if a != math.Inf(-1) {
+				s += math.Exp(a)
+			}
+			cdf[v] = s
+		}
+		return m, nil
+	}
+	vmath.Exp(cdf, cdf) // math.Exp's bits; exp(−Inf) = 0 adds nothing below
+	for v, e := range cdf {
+		s += e
 		cdf[v] = s
 	}
 	return m, nil

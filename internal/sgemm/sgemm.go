@@ -39,6 +39,10 @@ var Enabled = detect()
 // as the AVX2 kernel, twice the width).
 var has512 = detect512()
 
+// AVX512 reports whether the CPU and the OS support AVX-512F, with AVX2
+// and FMA.
+func AVX512() bool { return has512 }
+
 // directA lets the AVX-512 kernel read full 12-row groups of a
 // non-transposed, unmasked A in place instead of packing them (the same
 // bits; tests switch it off to compare).
