@@ -182,7 +182,7 @@ type State struct {
 
 	lambda float64                          // current λ of an adaptive schedule (adaptive.go)
 	cost   costMark                         // where the run's work counts start (cost.go)
-	spare  struct{ ev, pv, grad []float64 } // resampling's gather buffers (swapped with Ev, Pv, Grad)
+	spare  struct{ ev, pv, grad []float64 } // resampling's scratch rows (gatherInPlace)
 }
 
 // Info describes one step: the trace row of paper-style diagnostics.
@@ -497,6 +497,13 @@ func (s *Sampler) maybeResample(rng *rand.Rand, st *State, info *Info) error {
 
 // resample draws ancestors with r and permutes the state.
 func (s *Sampler) resample(rng *rand.Rand, st *State, r Resampler) error {
+	return s.resampleState(rng, st, r, true)
+}
+
+// resampleState is resample; without evals it leaves the per-particle
+// evaluations (Ev, Pv, Grad) alone, for a final selection that outputs
+// only the states, rewards and weights.
+func (s *Sampler) resampleState(rng *rand.Rand, st *State, r Resampler, evals bool) error {
 	N, L := s.cfg.N, s.env.L
 	anc := make([]int, N)
 	out := make([]float64, N)
@@ -507,17 +514,54 @@ func (s *Sampler) resample(rng *rand.Rand, st *State, r Resampler) error {
 	st.Origin = gatherInts(st.Origin, anc, 1)
 	st.LogPsi = gather(st.LogPsi, anc, 1)
 	st.Rhat = gather(st.Rhat, anc, 1)
-	// the large per-particle arrays are gathered into the state's spare
-	// buffers, which then swap with them (no steady-state allocation)
-	st.Ev, st.spare.ev = gatherInto(st.spare.ev, st.Ev, anc, s.width), st.Ev
+	st.LogW = out
+	if !evals {
+		return nil
+	}
+	// the large per-particle arrays are permuted in place: only the rows
+	// whose ancestor is another particle are written (the transformer's
+	// rows are 1 MB each)
+	gatherInPlace(st.Ev, anc, s.width, &st.spare.ev)
 	if st.Pv != nil {
-		st.Pv, st.spare.pv = gatherInto(st.spare.pv, st.Pv, anc, s.pw), st.Pv
+		gatherInPlace(st.Pv, anc, s.pw, &st.spare.pv)
 	}
 	if st.Grad != nil {
-		st.Grad, st.spare.grad = gatherInto(st.spare.grad, st.Grad, anc, L*(s.env.V+1)), st.Grad
+		gatherInPlace(st.Grad, anc, L*(s.env.V+1), &st.spare.grad)
 	}
-	st.LogW = out
 	return nil
+}
+
+// gatherInPlace sets row j of a (rows of width w) to the old row anc[j],
+// writing only the rows whose ancestor is another row. The old rows that
+// are both overwritten and read by another row are first saved in scratch
+// (grown as needed), so a resampling that keeps most particles in place
+// copies little, and the result equals gather's.
+func gatherInPlace(a []float64, anc []int, w int, scratch *[]float64) {
+	n := len(anc)
+	saved := make([]int, n) // old row p → 1 + its slot in scratch, or 0
+	count := 0
+	for j, p := range anc {
+		if p != j && anc[p] != p && saved[p] == 0 {
+			count++
+			saved[p] = count
+		}
+	}
+	buf := grow(scratch, count*w)
+	for p, k := range saved {
+		if k > 0 {
+			copy(buf[(k-1)*w:k*w], a[p*w:(p+1)*w])
+		}
+	}
+	for j, p := range anc {
+		if p == j {
+			continue
+		}
+		src := a[p*w : (p+1)*w] // row p stays in place: its ancestor is itself
+		if k := saved[p]; k > 0 {
+			src = buf[(k-1)*w : k*w]
+		}
+		copy(a[j*w:(j+1)*w], src)
+	}
 }
 
 func gather(a []float64, anc []int, w int) []float64 { return gatherInto(nil, a, anc, w) }

@@ -183,8 +183,8 @@ func (s *Sampler) finish(rng *rand.Rand, st *State, res *Result) error {
 		}
 		pick(j)
 	default:
-		cp := *st
-		if err := s.resample(rng, &cp, s.cfg.Resampler); err != nil {
+		cp := *st // the states, rewards and weights are gathered anew; the evaluations are left alone
+		if err := s.resampleState(rng, &cp, s.cfg.Resampler, false); err != nil {
 			return wrapf(err, "final resampling")
 		}
 		res.Samples, res.SampleReward, res.SampleLogW = cp.X, cp.Rhat, cp.LogW
