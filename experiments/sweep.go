@@ -25,7 +25,7 @@ import (
 
 	"github.com/ddsmc/ddsmc/graph"
 	"github.com/ddsmc/ddsmc/internal/atomicfile"
-	"github.com/ddsmc/ddsmc/internal/par"
+	"github.com/ddsmc/ddsmc/smc"
 )
 
 // SweepConfig is a sweep file: a base experiment (the denoiser and its
@@ -602,7 +602,7 @@ func (pl *sweepPlan) runLocal(todo []job, workers int, log io.Writer) error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			defer par.Stream()() // the points fill the cores: no helpers
+			defer smc.Stream()() // the points fill the cores: no helpers
 			cache := NewSamplerCache()
 			for g := range ch {
 				recs, err := pl.runGroup(g, smcWorkers, cache)

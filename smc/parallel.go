@@ -102,3 +102,11 @@ func prepThenDraw(n, perItem int, prep, draw func(i int) error) error {
 func blockFor(n, perItem int) int {
 	return max(1, min(n, rowBudget/max(1, perItem)))
 }
+
+// Stream marks the calling goroutine as one of the process's independent
+// streams of work until the returned function is called. Code that runs
+// several samplers in parallel goroutines, as the sweep runner does,
+// should call it in each: one sampler splits its products and element-wise
+// passes over every core with helper goroutines, and while the streams
+// fill the cores the helpers stay out of their way.
+func Stream() (done func()) { return par.Stream() }

@@ -10,6 +10,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/ddsmc/ddsmc/internal/par"
 )
 
 // The panic tests below are regression tests for two fixed forChunks bugs:
@@ -240,4 +242,22 @@ func TestForChunksPanicBecomesError(t *testing.T) {
 			t.Errorf("error %v, want the lowest chunk's error %v", err, lower)
 		}
 	})
+}
+
+// TestStreamKeepsHelpersAway checks that two registered streams on two
+// cores leave no idle helper, and that releasing them brings one back.
+func TestStreamKeepsHelpersAway(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(2))
+	a, b := Stream(), Stream()
+	if par.Idle() {
+		t.Error("two streams on two cores: a helper is idle")
+	}
+	a()
+	b()
+	for deadline := time.Now().Add(time.Second); !par.Idle() && time.Now().Before(deadline); {
+		time.Sleep(time.Millisecond)
+	}
+	if !par.Idle() {
+		t.Error("no stream: no idle helper")
+	}
 }
