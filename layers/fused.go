@@ -1,10 +1,11 @@
 package layers
 
 import (
+	"bytes"
 	"fmt"
 	"hash"
 	"hash/fnv"
-	"math"
+	"unsafe"
 
 	"github.com/chewxy/hm"
 	G "gorgonia.org/gorgonia"
@@ -306,14 +307,14 @@ func (o *pointwiseOp) Do(vals ...G.Value) (G.Value, error) {
 	switch x := vals[0].Data().(type) {
 	case []float32:
 		if o.rowwise {
-			byRows(x, out.Data().([]float32), s[1], o.f32, func(v float32) uint64 { return uint64(math.Float32bits(v)) })
+			byRows(x, out.Data().([]float32), s[1], o.f32)
 		} else {
 			d := out.Data().([]float32)
 			onRows(len(x), s[1], func(lo, hi int) { o.f32(x[lo:hi], d[lo:hi]) })
 		}
 	case []float64:
 		if o.rowwise {
-			byRows(x, out.Data().([]float64), s[1], o.f64, math.Float64bits)
+			byRows(x, out.Data().([]float64), s[1], o.f64)
 		} else {
 			d := out.Data().([]float64)
 			onRows(len(x), s[1], func(lo, hi int) { o.f64(x[lo:hi], d[lo:hi]) })
@@ -324,10 +325,10 @@ func (o *pointwiseOp) Do(vals ...G.Value) (G.Value, error) {
 
 // byRows applies f row by row (width d), copying the previous row's output
 // for a row whose bits equal the previous row's.
-func byRows[F float32 | float64](x, out []F, d int, f func(x, out []F), bits func(F) uint64) {
+func byRows[F float32 | float64](x, out []F, d int, f func(x, out []F)) {
 	for i := 0; i < len(x); i += d {
 		row, o := x[i:i+d], out[i:i+d]
-		if i > 0 && sameBits(row, x[i-d:i], bits) {
+		if i > 0 && sameBits(row, x[i-d:i]) {
 			copy(o, out[i-d:i])
 			continue
 		}
@@ -335,13 +336,17 @@ func byRows[F float32 | float64](x, out []F, d int, f func(x, out []F), bits fun
 	}
 }
 
-func sameBits[F float32 | float64](a, b []F, bits func(F) uint64) bool {
-	for j, v := range a {
-		if bits(v) != bits(b[j]) {
-			return false
-		}
+// sameBits reports whether a and b hold the same bits (so ±0 differ and a
+// NaN equals the same NaN), comparing their memory at once.
+func sameBits[F float32 | float64](a, b []F) bool {
+	if len(a) != len(b) {
+		return false
 	}
-	return true
+	if len(a) == 0 {
+		return true
+	}
+	n := len(a) * int(unsafe.Sizeof(a[0]))
+	return bytes.Equal(unsafe.Slice((*byte)(unsafe.Pointer(&a[0])), n), unsafe.Slice((*byte)(unsafe.Pointer(&b[0])), n))
 }
 
 func (*pointwiseOp) DiffWRT(n int) []bool { return []bool{true} }

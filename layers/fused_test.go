@@ -263,3 +263,28 @@ func TestElementwiseOpsSplitOverCores(t *testing.T) {
 		}
 	}
 }
+
+// TestSameBits checks the row comparison of the repeated-row reuse: equal
+// bits only (±0 differ, one NaN equals itself), both dtypes.
+func TestSameBits(t *testing.T) {
+	nan := math.NaN()
+	for _, c := range []struct {
+		a, b []float64
+		want bool
+	}{{nil, nil, true}, {[]float64{1, 2}, []float64{1, 2}, true}, {[]float64{0}, []float64{math.Copysign(0, -1)}, false},
+		{[]float64{nan}, []float64{nan}, true}, {[]float64{1, 2}, []float64{1, 3}, false}, {[]float64{1}, []float64{1, 1}, false}} {
+		if got := sameBits(c.a, c.b); got != c.want {
+			t.Errorf("sameBits(%v, %v) = %v", c.a, c.b, got)
+		}
+		a32, b32 := make([]float32, len(c.a)), make([]float32, len(c.b))
+		for i, v := range c.a {
+			a32[i] = float32(v)
+		}
+		for i, v := range c.b {
+			b32[i] = float32(v)
+		}
+		if got := sameBits(a32, b32); got != c.want {
+			t.Errorf("float32 sameBits(%v, %v) = %v", a32, b32, got)
+		}
+	}
+}
