@@ -4,13 +4,19 @@ import (
 	"runtime"
 	"sync"
 	"testing"
+	"time"
 )
 
 // TestRangesCoverOnce checks that the ranges cover 0..n−1 exactly once,
-// inline below MinWork and split over the cores above it.
+// inline below MinWork and split over the cores above it (with an idle
+// helper: one woken late from an earlier call may still be on its way
+// back, and Ranges then runs inline).
 func TestRangesCoverOnce(t *testing.T) {
 	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(2))
 	for _, c := range []struct{ n, work, wantRanges int }{{0, MinWork, 1}, {1, MinWork, 1}, {7, 10, 1}, {7, MinWork, 2}, {1000, 1 << 20, 2}} {
+		for deadline := time.Now().Add(time.Second); !Idle() && time.Now().Before(deadline); {
+			time.Sleep(100 * time.Microsecond)
+		}
 		seen := make([]int, c.n)
 		var mu sync.Mutex
 		ranges := 0

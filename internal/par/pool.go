@@ -29,11 +29,35 @@ const (
 	busy                  // running a task
 )
 
+// task is one helper's share of a Do call.
 type task struct {
-	f    func(i int)
-	i    int
-	done *atomic.Int32
-	perr *atomic.Pointer[panicked]
+	f func(i int)
+	i int
+	c *call
+}
+
+// call is the state of one Do call that its helpers share.
+type call struct {
+	// gate counts the helpers that started their task; the caller sets it
+	// to −1 once every part is taken, and a helper arriving after that
+	// (one woken late from parking) leaves without starting, so the caller
+	// never waits for a helper that has no part left
+	gate     atomic.Int32
+	finished atomic.Int32 // helpers that started and returned
+	perr     atomic.Pointer[panicked]
+}
+
+// enter reports whether a helper may start (the gate is still open).
+func (c *call) enter() bool {
+	for {
+		v := c.gate.Load()
+		if v < 0 {
+			return false
+		}
+		if c.gate.CompareAndSwap(v, v+1) {
+			return true
+		}
+	}
 }
 
 type panicked struct{ v any }
@@ -158,17 +182,21 @@ func (h *helper) run() {
 	t := h.task
 	h.task = task{}
 	h.ready.Store(false)
+	if !t.c.enter() { // every part is taken: the caller is not waiting for us
+		h.state.Store(spinning)
+		return
+	}
 	h.state.Store(busy)
 	func() {
 		defer func() {
 			if r := recover(); r != nil {
-				t.perr.CompareAndSwap(nil, &panicked{r})
+				t.c.perr.CompareAndSwap(nil, &panicked{r})
 			}
 		}()
 		t.f(t.i)
 	}()
 	h.state.Store(spinning)
-	t.done.Add(-1)
+	t.c.finished.Add(1)
 }
 
 // claim hands t to an idle helper, reporting false when every helper is
@@ -225,18 +253,16 @@ func Do(n int, f func(i int)) {
 			f(i)
 		}
 	}
-	var done atomic.Int32
-	var perr atomic.Pointer[panicked]
+	c := &call{}
 	for range min(n-1, len(hs)) {
-		done.Add(1)
-		if !claim(hs, task{f: parts, done: &done, perr: &perr}) {
-			done.Add(-1)
+		if !claim(hs, task{f: parts, c: c}) {
 			break
 		}
 	}
 	parts(0)
+	started := c.gate.Swap(-1) // every part is taken: late helpers leave
 	var since time.Time
-	for spins := 0; done.Load() != 0; spins++ {
+	for spins := 0; c.finished.Load() != started; spins++ {
 		pause()
 		if spins&255 == 255 {
 			if since.IsZero() {
@@ -247,7 +273,7 @@ func Do(n int, f func(i int)) {
 			}
 		}
 	}
-	if p := perr.Load(); p != nil {
+	if p := c.perr.Load(); p != nil {
 		panic(fmt.Sprintf("par: a part panicked: %v", p.v))
 	}
 }
