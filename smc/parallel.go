@@ -14,7 +14,9 @@ import (
 // on the number of workers, so a row-wise deterministic f gives the same
 // results for any worker count. Worker w only ever runs on one goroutine
 // at a time, so f may use per-worker scratch (or a per-worker network
-// copy) indexed by w. The first error (lowest chunk) is returned.
+// copy) indexed by w. f must not wait for another chunk: the chunks may
+// all run on the calling goroutine. The first error (lowest chunk) is
+// returned.
 func forChunks(n, chunk, workers int, f func(w, start, count int) error) error {
 	if n <= 0 {
 		return nil

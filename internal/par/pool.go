@@ -234,8 +234,9 @@ func Idle() bool {
 // Do calls f(0), …, f(n−1), returning when all have returned. The caller
 // and the idle helpers (at most n − 1) take the parts in order, each the
 // next one left when it finishes its last, so a faster core takes more of
-// many parts. Each part must write its own outputs only. A panic in a part
-// is re-raised on the caller.
+// many parts. Each part must write its own outputs only, and must not wait
+// for another part: they may all run on the caller, one after another. A
+// panic in a part is re-raised on the caller.
 func Do(n int, f func(i int)) {
 	if n <= 0 {
 		return
