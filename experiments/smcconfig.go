@@ -47,7 +47,7 @@ type SMCConfig struct {
 	Clip   float64 `toml:"clip"`   // clip gradient entries to [−clip, clip] (0 = off)
 
 	MaxEnum int    `toml:"max_enum"` // enumeration limit of lop and exact (0 = 65536)
-	Workers int    `toml:"workers"`  // goroutines (results do not depend on it)
+	Workers int    `toml:"workers"`  // SMC workers, each with its own network copy (default 1; results do not depend on it)
 	Batch   int    `toml:"batch"`    // sequences per denoiser call
 	Seed    uint64 `toml:"seed"`     // run seed
 	Dir     string `toml:"dir"`      // output directory of the run (default <out>/smc)
@@ -98,10 +98,13 @@ func (c *Config) OutDir() string {
 // DefaultSMC is the paper's synthetic setting (§6(a1)): α = 1, N = 2000,
 // reverse proposal with a φ = 10 Monte Carlo look-ahead, λ ≡ 1, systematic
 // resampling when ESS < N/2, checked every step, final weighted resample.
+// One worker: its products and element-wise passes already use every core
+// (internal/par), and on the 2-core machine of bench/RESULTS.md two
+// workers were 0.7–0.95× as fast.
 func DefaultSMC() SMCConfig {
 	return SMCConfig{Method: "smc", Proposal: "reverse", Twist: "mc", Phi: 10, Tau: 1, Alpha: 1, Particles: 2000,
 		Lambda: "constant", LambdaK: 30, LambdaGamma: 0.05, Resampler: "systematic", Trigger: "ess", Kappa: 0.5,
-		Every: 1, Final: "resample", Tilt: "transition", Workers: 2, Batch: 256, Seed: 4, Target: "tilted"}
+		Every: 1, Final: "resample", Tilt: "transition", Workers: 1, Batch: 256, Seed: 4, Target: "tilted"}
 }
 
 // applyMethod fixes the settings a baseline method implies. defined

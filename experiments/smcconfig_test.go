@@ -18,7 +18,7 @@ func parseSMC(t *testing.T, body string) (SMCConfig, error) {
 func TestSMCDefaults(t *testing.T) {
 	want := SMCConfig{Method: "smc", Proposal: "reverse", Twist: "mc", Phi: 10, Tau: 1, Alpha: 1, Particles: 2000,
 		Lambda: "constant", LambdaK: 30, LambdaGamma: 0.05, Resampler: "systematic", Trigger: "ess", Kappa: 0.5,
-		Every: 1, Final: "resample", Tilt: "transition", Workers: 2, Batch: 256, Seed: 4, Target: "tilted"}
+		Every: 1, Final: "resample", Tilt: "transition", Workers: 1, Batch: 256, Seed: 4, Target: "tilted"}
 	if got := DefaultSMC(); !reflect.DeepEqual(got, want) {
 		t.Fatalf("DefaultSMC() = %+v, want %+v", got, want)
 	}
