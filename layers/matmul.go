@@ -33,14 +33,13 @@ type matMulOp struct {
 	// constant with a nil source): its packing is kept and reused
 	fixed versioned
 	pack  packCache
-	// the fused Dense layer (denseOp): a third input, the bias [n], is
+	// the fused Dense layer: a third input, the bias [n], is
 	// added to every row, and relu clamps the result at 0 (NaN kept)
 	bias, relu bool
 	// maskA: the last input m (a's shape) multiplies a by [m > 0] — the
 	// input gradient of a fused ReLU layer, (g⊙[y > 0])·Wᵀ, masked as g is
 	// packed
-	maskA   bool
-	scratch []float32 // the masked left operand without the internal sgemm
+	maskA bool
 }
 
 // versioned is a source of parameter values that counts its changes
@@ -326,7 +325,7 @@ func (o *matMulOp) Do(vals ...G.Value) (G.Value, error) {
 			return out, nil
 		}
 		if msk != nil {
-			a = o.maskScratch32(a, msk)
+			a = maskCopy(a, msk) // without the internal kernel only
 		}
 		if k == 0 {
 			clear(c)
@@ -358,19 +357,6 @@ func (o *matMulOp) Do(vals ...G.Value) (G.Value, error) {
 		}
 	}
 	return out, nil
-}
-
-// maskScratch32 returns a·[m > 0] in a buffer the op keeps (the product
-// without the internal sgemm).
-func (o *matMulOp) maskScratch32(a, m []float32) []float32 {
-	if cap(o.scratch) < len(a) {
-		o.scratch = make([]float32, len(a))
-	}
-	out := o.scratch[:len(a)]
-	for i, v := range a {
-		out[i] = v * step(m[i])
-	}
-	return out
 }
 
 // maskCopy returns a·[m > 0] (a new slice).

@@ -63,7 +63,7 @@ type rowOp struct {
 	// outVec: the output is a vector [d] (a column reduction), else a
 	// matrix like input 0
 	outVec bool
-	diff   func(o *rowOp, inputs G.Nodes, output, grad *G.Node) (G.Nodes, error)
+	diff   func(inputs G.Nodes, output, grad *G.Node) (G.Nodes, error)
 }
 
 func (o *rowOp) Arity() int { return o.arity }
@@ -151,7 +151,7 @@ func (o *rowOp) SymDiff(inputs G.Nodes, output, grad *G.Node) (G.Nodes, error) {
 	if len(inputs) != o.arity {
 		return nil, fmt.Errorf("layers: %s: want %d inputs, got %d", o.name, o.arity, len(inputs))
 	}
-	return o.diff(o, inputs, output, grad)
+	return o.diff(inputs, output, grad)
 }
 
 // ---- softmax ----
@@ -166,7 +166,7 @@ func SoftmaxOp(x *G.Node) (y *G.Node, err error) {
 	op := &rowOp{fusedBase: fusedBase{name: "softmax"}, arity: 1, vec: []bool{false},
 		f32: func(d int, in [][]float32, out []float32) { softmaxRows(d, in[0], out) },
 		f64: func(d int, in [][]float64, out []float64) { softmaxRows(d, in[0], out) },
-		diff: func(_ *rowOp, _ G.Nodes, output, grad *G.Node) (G.Nodes, error) {
+		diff: func(_ G.Nodes, output, grad *G.Node) (G.Nodes, error) {
 			back := &rowOp{fusedBase: fusedBase{name: "softmaxBack"}, arity: 2, vec: []bool{false, false},
 				f32: func(d int, in [][]float32, out []float32) { softmaxBackRows(d, in[0], in[1], out) },
 				f64: func(d int, in [][]float64, out []float64) { softmaxBackRows(d, in[0], in[1], out) }}
@@ -229,7 +229,7 @@ func LayerNormOp(x, gamma, beta *G.Node) (y *G.Node, err error) {
 	return G.Must(G.ApplyOp(op, x, gamma, beta)), nil
 }
 
-func layerNormDiff(_ *rowOp, inputs G.Nodes, _, grad *G.Node) (G.Nodes, error) {
+func layerNormDiff(inputs G.Nodes, _, grad *G.Node) (G.Nodes, error) {
 	x, gamma := inputs[0], inputs[1]
 	bx := &rowOp{fusedBase: fusedBase{name: "layerNormBackX"}, arity: 3, vec: []bool{false, true, false},
 		f32: func(d int, in [][]float32, out []float32) { layerNormBackX(d, in[0], in[1], in[2], out) },

@@ -564,11 +564,8 @@ func gatherInPlace(a []float64, anc []int, w int, scratch *[]float64) {
 	}
 }
 
-func gather(a []float64, anc []int, w int) []float64 { return gatherInto(nil, a, anc, w) }
-
-// gatherInto is gather writing into dst's storage when it is large enough.
-func gatherInto(dst, a []float64, anc []int, w int) []float64 {
-	out := grow(&dst, len(anc)*w)
+func gather(a []float64, anc []int, w int) []float64 {
+	out := make([]float64, len(anc)*w)
 	for j, p := range anc {
 		copy(out[j*w:(j+1)*w], a[p*w:(p+1)*w])
 	}

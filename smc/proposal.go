@@ -90,17 +90,18 @@ func cumulativeSums(row, cdf []float64, what string) (float64, error) {
 			finite++
 		}
 	}
-	s := 0.0
 	if finite <= len(row)/4 { // mostly −Inf (an unmasked position's row)
 		for v, a := range cdf {
-			if a != math.Inf(-1) {
-				s += math.Exp(a)
+			if a == math.Inf(-1) {
+				cdf[v] = 0
+			} else {
+				cdf[v] = math.Exp(a)
 			}
-			cdf[v] = s
 		}
-		return m, nil
+	} else {
+		vmath.Exp(cdf, cdf) // math.Exp's bits
 	}
-	vmath.Exp(cdf, cdf) // math.Exp's bits; exp(−Inf) = 0 adds nothing below
+	s := 0.0 // exp(−Inf) = 0 adds nothing
 	for v, e := range cdf {
 		s += e
 		cdf[v] = s

@@ -31,8 +31,7 @@ const (
 
 // task is one helper's share of a Do call.
 type task struct {
-	f func(i int)
-	i int
+	f func() // the call's loop over its parts
 	c *call
 }
 
@@ -193,7 +192,7 @@ func (h *helper) run() {
 				t.c.perr.CompareAndSwap(nil, &panicked{r})
 			}
 		}()
-		t.f(t.i)
+		t.f()
 	}()
 	h.state.Store(spinning)
 	t.c.finished.Add(1)
@@ -249,7 +248,7 @@ func Do(n int, f func(i int)) {
 		return
 	}
 	var next atomic.Int64
-	parts := func(int) {
+	parts := func() {
 		for i := int(next.Add(1) - 1); i < n; i = int(next.Add(1) - 1) {
 			f(i)
 		}
@@ -260,7 +259,7 @@ func Do(n int, f func(i int)) {
 			break
 		}
 	}
-	parts(0)
+	parts()
 	started := c.gate.Swap(-1) // every part is taken: late helpers leave
 	var since time.Time
 	for spins := 0; c.finished.Load() != started; spins++ {
